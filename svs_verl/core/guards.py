@@ -1,0 +1,139 @@
+"""Guards on a parsed variational problem. Each failed guard is a named rejection reason.
+
+A rejected synthesis earns synthesis reward 0 and is never solved. The checks are cheap and linear in
+the text length (no quadratic string matching), so they can run inline in the rollout loop.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Iterable, Sequence
+
+TOO_SHORT = "too_short"
+TOO_LONG = "too_long"
+REVEALS_ANSWER = "reveals_answer"
+COPIES_SOLUTION = "copies_solution"
+DUPLICATE_OF_ORIGINAL = "duplicate_of_original"
+DUPLICATE_OF_SIBLING = "duplicate_of_sibling"
+NOT_A_QUESTION = "not_a_question"
+GUARD_REASONS = (TOO_SHORT, TOO_LONG, REVEALS_ANSWER, COPIES_SOLUTION, DUPLICATE_OF_ORIGINAL,
+                 DUPLICATE_OF_SIBLING, NOT_A_QUESTION)
+
+_TOKEN = re.compile(r"\w+|[^\w\s]")
+_ASKS = re.compile(
+    r"\?|？|\b(find|compute|calculate|determine|evaluate|solve|what|how|which|who|when|where|show|prove|"
+    r"express|simplify|give|write|count|list|identify)\b", re.IGNORECASE)
+_WRAPPERS = re.compile(r"^\s*(\\boxed\{(.*)\}|\$(.*)\$)\s*$", re.DOTALL)
+
+
+@dataclass(frozen=True)
+class GuardConfig:
+    """Thresholds of the guards (every one can be switched off with ``None``)."""
+
+    min_chars: int = 10                   # shorter problems are rejected as too_short
+    max_chars: int = 4000                 # longer problems are rejected as too_long
+    leak_min_answer_chars: int | None = 2  # an answer this long appearing as a token is a giveaway
+    max_original_similarity: float | None = 0.9   # word-bigram Jaccard to the original problem
+    max_sibling_similarity: float | None = 0.9    # ... to an accepted sibling synthesis
+    max_solution_copy: float | None = 0.6  # share of the solution's bigrams found in the problem
+    require_question: bool = True         # must ask something ('?', or find/compute/what/...)
+
+    def __post_init__(self) -> None:
+        if self.min_chars < 0 or self.max_chars < self.min_chars:
+            raise ValueError(f"guards: need 0 <= min_chars <= max_chars, got {self.min_chars}, {self.max_chars}")
+        for key in ("max_original_similarity", "max_sibling_similarity", "max_solution_copy"):
+            value = getattr(self, key)
+            if value is not None and not 0 < value <= 1:
+                raise ValueError(f"guards.{key} must be in (0, 1] or null, got {value!r}")
+
+
+def _bigrams(text: str) -> set[tuple[str, ...]]:
+    toks = _TOKEN.findall(text.lower())
+    if len(toks) < 2:
+        return {tuple(toks)} if toks else set()
+    return set(zip(toks, toks[1:]))
+
+
+def jaccard(a: str, b: str) -> float:
+    sa, sb = _bigrams(a), _bigrams(b)
+    if not sa and not sb:
+        return 1.0
+    return len(sa & sb) / len(sa | sb)
+
+
+def containment(part: str, whole: str) -> float:
+    """Share of ``part``'s word bigrams that also occur in ``whole``."""
+    sp = _bigrams(part)
+    return len(sp & _bigrams(whole)) / len(sp) if sp else 0.0
+
+
+def bare_answer(answer: str) -> str:
+    """The answer without ``$..$`` or ``\\boxed{..}`` around it."""
+    text = answer.strip()
+    m = _WRAPPERS.match(text)
+    while m:
+        text = next(g for g in m.groups()[1:] if g is not None).strip()
+        m = _WRAPPERS.match(text)
+    return text
+
+
+def reveals_answer(problem: str, answer: str, min_chars: int | None) -> bool:
+    """Does the problem hand the answer over?
+
+    Always a giveaway: an explicit statement such as ``= 42``, ``answer is 42`` or ``answer: 42``.
+    Also a giveaway when the answer is at least ``min_chars`` long and appears as a standalone token
+    (short answers such as ``3`` occur in honest problems too, so they only count in explicit form).
+    """
+    ans = bare_answer(answer)
+    if not ans:
+        return False
+    esc = re.escape(ans)
+    standalone = rf"(?<![\w.]){esc}(?![\w]|\.\d)"
+    explicit = rf"(=|\banswer\s*(is|:)|\bequals|\bresult\s*(is|:))\s*\$?\s*{standalone}"
+    if re.search(explicit, problem, re.IGNORECASE):
+        return True
+    return min_chars is not None and len(ans) >= min_chars and re.search(standalone, problem) is not None
+
+
+def check_problem(
+    problem: str,
+    *,
+    answer: str,
+    solution: str = "",
+    original: str = "",
+    siblings: Iterable[str] = (),
+    cfg: GuardConfig = GuardConfig(),
+) -> str | None:
+    """Return the first failed guard's reason, or ``None`` when the problem is accepted."""
+    n = len(problem.strip())
+    if n < cfg.min_chars:
+        return TOO_SHORT
+    if n > cfg.max_chars:
+        return TOO_LONG
+    if cfg.require_question and not _ASKS.search(problem):
+        return NOT_A_QUESTION
+    if cfg.max_solution_copy is not None and solution and containment(solution, problem) >= cfg.max_solution_copy:
+        return COPIES_SOLUTION
+    if reveals_answer(problem, answer, cfg.leak_min_answer_chars):
+        return REVEALS_ANSWER
+    if cfg.max_original_similarity is not None and original and jaccard(problem, original) >= cfg.max_original_similarity:
+        return DUPLICATE_OF_ORIGINAL
+    if cfg.max_sibling_similarity is not None:
+        for other in siblings:
+            if jaccard(problem, other) >= cfg.max_sibling_similarity:
+                return DUPLICATE_OF_SIBLING
+    return None
+
+
+def guard_all(problems: Sequence[str], **kwargs) -> list[str | None]:
+    """Check problems in order; each accepted one becomes a sibling of the later ones."""
+    accepted: list[str] = []
+    siblings = list(kwargs.pop("siblings", ()))
+    verdicts = []
+    for p in problems:
+        reason = check_problem(p, siblings=siblings + accepted, **kwargs)
+        verdicts.append(reason)
+        if reason is None:
+            accepted.append(p)
+    return verdicts

@@ -1,0 +1,286 @@
+"""One training step of SvS as a streaming state machine (paper Algorithm 1, event-driven).
+
+The rollout reports groups as they finish, in any order; the round answers with the next work:
+
+    add_original(...)   an OQA group finished   -> SynthesisTasks (one per seed, synthesis_n samples)
+    add_syntheses(...)  a VPS group finished    -> SolveTasks (one per accepted problem, solve_n samples)
+    add_solves(...)     an SPA group finished   -> the synthesis reward of its synthesis is now known
+    fail(uid)           a task's rollout failed -> its family is dropped from the update, counted
+
+``plan()`` then says which groups enter the policy update and the reward of every synthesis sample.
+Nothing here touches verl: uids are plain strings and verl-side code translates its events into calls.
+Derived uids use ``-`` (verl reserves ``_``).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from typing import Any, Sequence
+
+from .bands import GroupStats
+from .config import SvsSettings
+from .guards import check_problem
+from .selection import select_seeds, synthesis_reward
+from .synthesis import SynthesisTemplate, final_part, parse_synthesis
+
+
+@dataclass(frozen=True)
+class SynthesisTask:
+    uid: str
+    parent_uid: str
+    seed_index: int
+    solution: str          # the seed: a correct solution of the parent problem
+    messages: list[dict[str, str]]
+    ground_truth: str
+    n: int
+
+
+@dataclass(frozen=True)
+class SolveTask:
+    uid: str
+    synthesis_uid: str
+    sample_index: int      # which of the synthesis group's samples wrote this problem
+    parent_uid: str
+    problem: str
+    ground_truth: str      # the ORIGINAL problem's reference answer
+    n: int
+
+
+@dataclass
+class _Original:
+    uid: str
+    problem: str
+    ground_truth: str
+    stats: GroupStats
+
+
+@dataclass
+class _Synthesis:
+    task: SynthesisTask
+    outputs: list[str] | None = None
+    problems: list[str | None] = field(default_factory=list)
+    reasons: list[str] = field(default_factory=list)        # "ok" or a rejection reason, per sample
+    solve_uids: dict[int, str] = field(default_factory=dict)  # sample index -> solve task uid
+    failed: bool = False
+
+
+@dataclass
+class _Solve:
+    task: SolveTask
+    stats: GroupStats | None = None
+    failed: bool = False
+
+
+@dataclass(frozen=True)
+class UpdatePlan:
+    """What one step hands to the policy update."""
+
+    originals: list[str]                    # OQA group uids
+    syntheses: dict[str, list[int]]         # VPS group uid -> per-sample synthesis reward
+    solves: list[str]                       # SPA group uids
+    metrics: dict[str, float]
+    records: list[dict[str, Any]]           # one per synthesis sample, for the JSONL dump
+
+    @property
+    def uids(self) -> list[str]:
+        return [*self.originals, *self.syntheses, *self.solves]
+
+
+class SvsRound:
+    def __init__(self, settings: SvsSettings, template: SynthesisTemplate | None = None) -> None:
+        self.s = settings
+        self.template = template or SynthesisTemplate.load(settings.template)
+        self._band = settings.underperforming()
+        self._reward_band = settings.reward()
+        self._rules = settings.rules()
+        self.originals: dict[str, _Original] = {}
+        self.syntheses: dict[str, _Synthesis] = {}
+        self.solves: dict[str, _Solve] = {}
+        self.counts: Counter[str] = Counter()
+        self._seeds_admitted = 0
+
+    # -- events --------------------------------------------------------------------------------------
+    def add_original(self, uid: str, problem: str, ground_truth: str, responses: Sequence[str],
+                     correct: Sequence[bool]) -> list[SynthesisTask]:
+        if uid in self.originals:
+            raise ValueError(f"original group {uid!r} reported twice")
+        if len(responses) != len(correct):
+            raise ValueError(f"group {uid!r}: {len(responses)} responses but {len(correct)} scores")
+        stats = GroupStats.of(uid, correct)
+        self.originals[uid] = _Original(uid, problem, ground_truth, stats)
+        self.counts["oqa_groups"] += 1
+        if not self.s.enable:
+            return []
+        seeds = select_seeds(stats, self._band, self.s.max_seeds_per_problem)
+        if seeds:
+            self.counts["underperforming"] += 1
+        tasks = []
+        for i in seeds:
+            if self.s.max_seeds_per_step is not None and self._seeds_admitted >= self.s.max_seeds_per_step:
+                self.counts["seeds_over_cap"] += 1
+                continue
+            solution = final_part(responses[i]).strip() if self.s.strip_reasoning else responses[i]
+            if len(solution) > self.s.max_solution_chars:
+                self.counts["seeds_too_long"] += 1
+                continue
+            self._seeds_admitted += 1
+            task = SynthesisTask(uid=f"{uid}-syn{i}", parent_uid=uid, seed_index=i, solution=solution,
+                                 messages=self.template.messages(solution, ground_truth),
+                                 ground_truth=ground_truth, n=self.s.synthesis_n)
+            self.syntheses[task.uid] = _Synthesis(task)
+            tasks.append(task)
+        self.counts["seeds"] += len(tasks)
+        return tasks
+
+    def add_syntheses(self, uid: str, outputs: Sequence[str]) -> list[SolveTask]:
+        syn = self._pending(self.syntheses, uid, "synthesis")
+        syn.outputs = list(outputs)
+        parent = self.originals[syn.task.parent_uid]
+        siblings = [p for other in self.syntheses.values() if other.task.parent_uid == parent.uid
+                    for p in other.problems if p is not None]
+        tasks = []
+        for j, text in enumerate(outputs):
+            parsed = parse_synthesis(text, self.template)
+            reason = parsed.reason
+            if parsed.ok:
+                reason = check_problem(parsed.problem, answer=syn.task.ground_truth, solution=syn.task.solution,
+                                       original=parent.problem, siblings=siblings, cfg=self.s.guards) or "ok"
+            self.counts["syntheses"] += 1
+            if reason != "ok":
+                self.counts[f"reject/{reason}"] += 1
+                syn.problems.append(None)
+                syn.reasons.append(reason)
+                continue
+            self.counts["accepted"] += 1
+            syn.problems.append(parsed.problem)
+            syn.reasons.append("ok")
+            siblings.append(parsed.problem)
+            task = SolveTask(uid=f"{uid}-v{j}", synthesis_uid=uid, sample_index=j, parent_uid=parent.uid,
+                             problem=parsed.problem, ground_truth=syn.task.ground_truth, n=self.s.solve_n)
+            syn.solve_uids[j] = task.uid
+            self.solves[task.uid] = _Solve(task)
+            tasks.append(task)
+        return tasks
+
+    def add_solves(self, uid: str, correct: Sequence[bool]) -> None:
+        solve = self._pending(self.solves, uid, "solve")
+        solve.stats = GroupStats.of(uid, correct)
+
+    def fail(self, uid: str) -> None:
+        """A submitted task's rollout failed; the family it belongs to cannot be scored."""
+        if uid in self.syntheses:
+            self.syntheses[uid].failed = True
+            self.counts["failed/synthesis"] += 1
+        elif uid in self.solves:
+            self.solves[uid].failed = True
+            self.counts["failed/solve"] += 1
+        else:
+            raise KeyError(f"unknown SvS task uid {uid!r}")
+
+    @staticmethod
+    def _pending(table: dict, uid: str, kind: str):
+        if uid not in table:
+            raise KeyError(f"unknown {kind} task uid {uid!r}")
+        entry = table[uid]
+        done = entry.outputs is not None if kind == "synthesis" else entry.stats is not None
+        if done or entry.failed:
+            raise ValueError(f"{kind} task {uid!r} reported twice")
+        return entry
+
+    # -- state ---------------------------------------------------------------------------------------
+    def outstanding(self) -> list[str]:
+        """Uids of submitted tasks whose results have not come back."""
+        return [u for u, s in self.syntheses.items() if s.outputs is None and not s.failed] + \
+               [u for u, s in self.solves.items() if s.stats is None and not s.failed]
+
+    def synthesis_rewards(self, uid: str) -> list[int] | None:
+        """Per-sample rewards of a finished synthesis group; None while any of its solves is pending/failed."""
+        syn = self.syntheses[uid]
+        if syn.outputs is None or syn.failed:
+            return None
+        rewards = []
+        for j, problem in enumerate(syn.problems):
+            if problem is None:
+                rewards.append(0)
+                continue
+            solve = self.solves[syn.solve_uids[j]]
+            if solve.stats is None:
+                return None
+            rewards.append(synthesis_reward(solve.stats, self._reward_band))
+        return rewards
+
+    # -- the update batch ----------------------------------------------------------------------------
+    def plan(self) -> UpdatePlan:
+        rules = self._rules
+        originals = [u for u, o in self.originals.items() if rules.keep_original(o.stats)]
+        syntheses: dict[str, list[int]] = {}
+        solves: list[str] = []
+        records: list[dict[str, Any]] = []
+        c = Counter(self.counts)
+        for uid, syn in self.syntheses.items():
+            rewards = self.synthesis_rewards(uid)
+            if rewards is None:
+                c["vps_unscored"] += 1
+            elif rules.keep_synthesis_group(rewards):
+                syntheses[uid] = rewards
+            for j, problem in enumerate(syn.problems):
+                solve = self.solves.get(syn.solve_uids.get(j, ""))
+                stats = solve.stats if solve else None
+                records.append({
+                    "synthesis_uid": uid, "sample_index": j, "parent_uid": syn.task.parent_uid,
+                    "parent_problem": self.originals[syn.task.parent_uid].problem,
+                    "ground_truth": syn.task.ground_truth, "synthesis": syn.outputs[j] if syn.outputs else None,
+                    "problem": problem, "verdict": syn.reasons[j],
+                    "solve_accuracy": stats.accuracy if stats else None,
+                    "reward": rewards[j] if rewards is not None else None,
+                })
+        for uid, solve in self.solves.items():
+            if solve.stats is not None and rules.keep_solve_group(solve.stats):
+                solves.append(uid)
+        metrics = self._metrics(c, originals, syntheses, solves)
+        return UpdatePlan(originals, syntheses, solves, metrics, records)
+
+    def _metrics(self, c: Counter, originals, syntheses, solves) -> dict[str, float]:
+        m = {f"svs/{k}": float(v) for k, v in sorted(c.items())}
+        n_syn = c["syntheses"]
+        m["svs/valid_ratio"] = c["accepted"] / n_syn if n_syn else 0.0
+        scored = [r for u in self.syntheses if (r := self.synthesis_rewards(u)) is not None]
+        flat = [x for r in scored for x in r]
+        m["svs/vps/reward_mean"] = sum(flat) / len(flat) if flat else 0.0
+        oqa = [o.stats for o in self.originals.values()]
+        spa = [s.stats for s in self.solves.values() if s.stats is not None]
+        m["svs/oqa/acc_mean"] = sum(s.accuracy for s in oqa) / len(oqa) if oqa else 0.0
+        m["svs/spa/acc_mean"] = sum(s.accuracy for s in spa) / len(spa) if spa else 0.0
+        m["svs/update/oqa_groups"] = float(len(originals))
+        m["svs/update/vps_groups"] = float(len(syntheses))
+        m["svs/update/spa_groups"] = float(len(solves))
+        return m
+
+    # -- checkpointing -------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "originals": {u: {"problem": o.problem, "ground_truth": o.ground_truth, "correct": list(o.stats.correct)}
+                          for u, o in self.originals.items()},
+            "syntheses": {u: {"task": asdict(s.task), "outputs": s.outputs, "problems": s.problems,
+                              "reasons": s.reasons, "solve_uids": {str(k): v for k, v in s.solve_uids.items()},
+                              "failed": s.failed} for u, s in self.syntheses.items()},
+            "solves": {u: {"task": asdict(s.task), "correct": list(s.stats.correct) if s.stats else None,
+                           "failed": s.failed} for u, s in self.solves.items()},
+            "counts": dict(self.counts),
+            "seeds_admitted": self._seeds_admitted,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.originals = {u: _Original(u, o["problem"], o["ground_truth"], GroupStats.of(u, o["correct"]))
+                          for u, o in state["originals"].items()}
+        self.syntheses = {}
+        for u, s in state["syntheses"].items():
+            self.syntheses[u] = _Synthesis(SynthesisTask(**s["task"]), s["outputs"], list(s["problems"]),
+                                           list(s["reasons"]), {int(k): v for k, v in s["solve_uids"].items()},
+                                           s["failed"])
+        self.solves = {u: _Solve(SolveTask(**s["task"]),
+                                 GroupStats.of(u, s["correct"]) if s["correct"] is not None else None, s["failed"])
+                       for u, s in state["solves"].items()}
+        self.counts = Counter(state["counts"])
+        self._seeds_admitted = state["seeds_admitted"]

@@ -1,0 +1,91 @@
+"""Hybrid math verifier: fast rules first, math-verify (in worker processes, hard timeout) for the rest.
+
+    >>> from svs_verl.verify import verify_batch
+    >>> [v.correct for v in verify_batch(["... so \\\\boxed{\\\\dfrac{1}{2}}", "x = 3"], ["1/2", "4"])]
+    [True, False]
+
+``verify_batch`` is safe to call from any thread, never raises for bad input, and returns one
+``Verdict`` per pair with a reason: ``match``, ``mismatch``, ``no_answer``, ``timeout`` or ``error``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+from . import rules
+from .pool import shared_pool
+
+REASONS = ("match", "mismatch", "no_answer", "timeout", "error")
+_TAIL_CHARS = 2000  # what math-verify sees of a response in which the rules found no answer
+
+
+@dataclass(frozen=True)
+class Verdict:
+    correct: bool
+    reason: str                  # one of REASONS
+    extracted: str | None = None  # the answer the verifier read off the response
+    by: str = "rules"            # "rules" or "math_verify"
+    detail: str = ""
+
+
+def verify_batch(responses: Sequence[str], answers: Sequence[str], timeout_s: float = 5.0,
+                 extract: str = "auto") -> list[Verdict]:
+    """Check each response against its reference answer.
+
+    ``extract`` picks how the answer is read off a response: ``auto`` (last ``\\boxed{}``, else an
+    ``Answer:`` line, else math-verify on the response's end), ``boxed``, or ``last_number``.
+    """
+    if len(responses) != len(answers):
+        raise ValueError(f"verify_batch: {len(responses)} responses but {len(answers)} answers")
+    if extract not in ("auto", "boxed", "last_number"):
+        raise ValueError(f"verify_batch: unknown extract mode {extract!r} (auto, boxed, last_number)")
+    if not timeout_s > 0:
+        raise ValueError(f"verify_batch: timeout_s must be positive, got {timeout_s!r}")
+    verdicts: list[Verdict | None] = [None] * len(responses)
+    symbolic: list[tuple[int, str, str, bool, str | None]] = []
+    for i, (resp, gold) in enumerate(zip(responses, answers)):
+        if not isinstance(resp, str) or not isinstance(gold, str):
+            verdicts[i] = Verdict(False, "error", detail=f"expected str, got {type(resp).__name__}/{type(gold).__name__}")
+            continue
+        gold = rules.bare_gold(gold)
+        if not gold:
+            verdicts[i] = Verdict(False, "error", detail="empty reference answer")
+            continue
+        cand = rules.extract(resp, extract)
+        if cand is None:
+            if extract == "auto":
+                symbolic.append((i, gold, rules.final_segment(resp)[-_TAIL_CHARS:], True, None))
+            else:
+                verdicts[i] = Verdict(False, "no_answer")
+            continue
+        cand = cand.strip()
+        if len(cand) > rules.MAX_ANSWER_CHARS or not cand:
+            verdicts[i] = Verdict(False, "mismatch" if cand else "no_answer", cand[:200] or None,
+                                  detail="extracted answer too long" if cand else "")
+            continue
+        settled = rules.compare(cand, gold)
+        if settled is not None:
+            verdicts[i] = Verdict(settled, "match" if settled else "mismatch", cand)
+        elif extract == "last_number":
+            verdicts[i] = Verdict(False, "mismatch", cand)
+        else:
+            symbolic.append((i, gold, cand, False, cand))
+    if symbolic:
+        # a group's G responses often end in the same answer: check each distinct pair once
+        unique = list(dict.fromkeys((g, p, full) for _, g, p, full, _ in symbolic))
+        checked = dict(zip(unique, shared_pool().run(unique, timeout_s)))
+        for i, gold, pred, full, cand in symbolic:
+            status, detail = checked[(gold, pred, full)]
+            if status not in REASONS:
+                status, detail = "error", f"unexpected worker status {status!r}"
+            verdicts[i] = Verdict(status == "match", status, cand, "math_verify", detail)
+    return verdicts  # type: ignore[return-value]
+
+
+def warm_up() -> None:
+    """Start the math-verify workers now (otherwise the first symbolic check pays their start-up)."""
+    shared_pool().warm_up()
+
+
+__all__ = ["Verdict", "verify_batch", "warm_up", "REASONS"]

@@ -1,0 +1,53 @@
+import pytest
+
+from svs_verl.core import GUARD_REASONS, GuardConfig, check_problem, guard_all
+from svs_verl.core.guards import bare_answer, containment, jaccard
+
+ORIGINAL = "A farmer has 12 cows and buys 30 more. How many cows does the farmer have now?"
+SOLUTION = "The farmer starts with 12 cows and buys 30 more, so 12 + 30 = 42. The answer is \\boxed{42}."
+
+
+@pytest.mark.parametrize("problem,reason", [
+    ("What is 6 times 7, the number of days in six weeks?", None),
+    ("Why?", "too_short"),
+    ("x" * 5000 + "?", "too_long"),
+    ("A bakery sells 6 trays of 7 rolls each.", "not_a_question"),
+    ("A shop sells 6 boxes of 7 pens. How many pens are sold? (answer: 42)", "reveals_answer"),
+    ("There are 42 pens in 6 boxes. How many pens?", "reveals_answer"),
+    ("Compute 6*7 = 42 and then state how many.", "reveals_answer"),
+    ("The farmer starts with 12 cows and buys 30 more, so 12 + 30 = 42. How many cows?", "copies_solution"),
+    ("A farmer has 12 cows and buys 30 more. How many cows does the farmer have now?", "duplicate_of_original"),
+])
+def test_guard_reasons(problem, reason):
+    got = check_problem(problem, answer="42", solution=SOLUTION, original=ORIGINAL)
+    assert got == reason
+    assert got is None or got in GUARD_REASONS
+
+
+def test_short_answers_only_leak_in_explicit_form():
+    # "3" appearing as a quantity is fine; "= 3" is a giveaway
+    assert check_problem("Tom has 3 bags with 1 apple each. How many apples?", answer="3") is None
+    assert check_problem("What is 1 + 2? Note that 1 + 2 = 3.", answer="3") == "reveals_answer"
+    assert check_problem("How many apples? The answer is $3$.", answer="\\boxed{3}") == "reveals_answer"
+    # a longer number is not a substring hit inside a bigger number
+    assert check_problem("What is 1420 divided by 10 minus 100?", answer="42") is None
+
+
+def test_sibling_duplicates():
+    problems = ["What is the product of six and seven?", "What is the product of six and seven ?",
+                "How many legs do 21 birds have in total?"]
+    assert guard_all(problems, answer="42") == [None, "duplicate_of_sibling", None]
+
+
+def test_guards_can_be_switched_off():
+    cfg = GuardConfig(require_question=False, leak_min_answer_chars=None, max_original_similarity=None)
+    assert check_problem("There are 42 pens.", answer="42", cfg=cfg) is None
+    assert check_problem(ORIGINAL, answer="42", original=ORIGINAL, cfg=cfg) is None
+    with pytest.raises(ValueError, match="max_sibling_similarity"):
+        GuardConfig(max_sibling_similarity=1.5)
+
+
+def test_similarity_helpers():
+    assert jaccard("a b c", "a b c") == 1.0 and jaccard("a b", "c d") == 0.0
+    assert containment("a b c", "x a b c y") == 1.0
+    assert bare_answer(" $\\boxed{ 7 }$ ") == "7"

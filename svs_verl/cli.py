@@ -85,9 +85,28 @@ def cmd_template(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from .doctor import main as doctor_main
+
+    return doctor_main()
+
+
+def cmd_configs(args: argparse.Namespace) -> int:
+    from importlib import resources
+
+    print(resources.files("svs_verl.configs"))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="svs-verl", description="SvS for verl 0.9.1: tools around training.")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    s = sub.add_parser("doctor", help="check verl version, plugin registration, versions and GPUs")
+    s.set_defaults(func=cmd_doctor)
+
+    s = sub.add_parser("configs", help="print the directory of the run configs (for --config-path)")
+    s.set_defaults(func=cmd_configs)
 
     s = sub.add_parser("passk", help="pass@k (unbiased estimator) from a JSONL of per-sample verdicts")
     s.add_argument("--samples", type=Path, required=True, help='JSONL lines {"problem_id": ..., "correct": bool}')

@@ -26,6 +26,7 @@ class SvsSettings:
     max_solution_chars: int = 16000      # longer seed solutions are not used as seeds (prompt budget)
     template: str = "paper"              # built-in name or a YAML/JSON file
     strip_reasoning: bool = True         # show the seed solution after its last </think> only
+    solve_template: str = "{problem}"    # user message that asks to solve a variational problem
     train_on_syntheses: bool = True      # VPS loss
     train_on_solves: bool = True         # SPA loss
     spa_filter: str = "reward_band"      # paper; "nonzero_std" = reference implementation
@@ -41,6 +42,8 @@ class SvsSettings:
             value = getattr(self, key)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
                 raise ValueError(f"svs.{key} must be a non-negative integer or null, got {value!r}")
+        if "{problem}" not in self.solve_template:
+            raise ValueError(f"svs.solve_template must contain the placeholder {{problem}}, got {self.solve_template!r}")
         if self.max_solution_chars < 1:
             raise ValueError(f"svs.max_solution_chars must be positive, got {self.max_solution_chars}")
         self.underperforming()  # validates both bands

@@ -1,0 +1,95 @@
+"""``svs-verl doctor``: is this environment ready to train with SvS inside verl?
+
+Checks that verl is exactly 0.9.1, that importing verl really registered svs-verl's trainer, sampler and
+reward manager (verl hides plugin import errors), and reports versions and GPUs. Exit code 0 only when
+nothing is wrong.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata as md
+import os
+
+REQUIRED_VERL = "0.9.1"
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return md.version(dist)
+    except md.PackageNotFoundError:
+        return None
+
+
+def run_checks() -> tuple[list[tuple[str, str]], list[str]]:
+    """(report lines, problems)."""
+    lines: list[tuple[str, str]] = []
+    problems: list[str] = []
+    for dist in ("svs-verl", "verl", "torch", "vllm", "transformers", "ray", "transferqueue", "math-verify"):
+        lines.append((dist, _version(dist) or "not installed"))
+    verl_version = _version("verl")
+    if verl_version != REQUIRED_VERL:
+        problems.append(f"verl {verl_version or 'is not installed'}: svs-verl needs exactly verl=={REQUIRED_VERL} "
+                        f"(pip install 'verl[verl-core]=={REQUIRED_VERL}')")
+        return lines, problems
+
+    policy = os.environ.get("VERL_USE_EXTERNAL_PLUGINS", "auto").strip().lower()
+    if policy == "none" or (policy != "auto" and "svs" not in {p.strip() for p in policy.split(",")}):
+        problems.append(f"VERL_USE_EXTERNAL_PLUGINS={policy!r} keeps verl from loading svs-verl: unset it or add 'svs'")
+    eps = [ep for ep in md.entry_points(group="verl.plugins") if ep.name == "svs"]
+    lines.append(("entry point", f"verl.plugins: svs = {eps[0].value}" if eps else "missing"))
+    if not eps:
+        problems.append("the verl.plugins entry point 'svs' is missing: reinstall svs-verl (pip install -e .)")
+
+    importlib.import_module("verl")  # loads the plugins, as every verl process does
+    from verl.experimental.reward_loop.reward_manager.registry import REWARD_MANAGER
+    from verl.trainer.ppo.v1.trainer_base import TRAINER_REGISTRY
+    from verl.utils.import_utils import load_extern_object
+
+    from .verl_plugin import register
+
+    for role, error in register.ERRORS.items():
+        problems.append(f"registering the {role} failed: {error}")
+    trainer = TRAINER_REGISTRY.get("svs")
+    lines.append(("trainer", f"svs -> {trainer.__module__}.{trainer.__name__}" if trainer else "NOT registered"))
+    if trainer is None or trainer.__name__ != "SvsTrainer":
+        problems.append("trainer 'svs' is not registered in verl's TRAINER_REGISTRY")
+    manager = REWARD_MANAGER.get("svs")
+    lines.append(("reward manager", f"svs -> {manager.__module__}.{manager.__name__}" if manager else "NOT registered"))
+    if manager is None or manager.__name__ != "SvsRewardManager":
+        problems.append("reward manager 'svs' is not registered in verl's reward-loop registry")
+    try:
+        sampler = load_extern_object("pkg://svs_verl.verl_plugin.sampler", "SvsReplayBuffer")
+        lines.append(("sampler", f"pkg://svs_verl.verl_plugin.sampler:{sampler.__name__}"))
+    except Exception as exc:  # noqa: BLE001
+        lines.append(("sampler", "NOT loadable"))
+        problems.append(f"sampler SvsReplayBuffer cannot be loaded the way verl loads it: {exc}")
+
+    from importlib import resources
+
+    lines.append(("configs", str(resources.files("svs_verl.configs"))))
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            names = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+            lines.append(("gpu", f"{len(names)} x {names[0]}"))
+        else:
+            lines.append(("gpu", "none visible (training needs a CUDA GPU and vllm; CPU is enough for tests)"))
+    except Exception as exc:  # noqa: BLE001
+        lines.append(("gpu", f"unknown ({exc})"))
+    return lines, problems
+
+
+def main() -> int:
+    lines, problems = run_checks()
+    width = max(len(k) for k, _ in lines)
+    for key, value in lines:
+        print(f"{key:<{width}}  {value}")
+    if problems:
+        print("\nPROBLEMS:")
+        for p in problems:
+            print(f"  - {p}")
+        return 1
+    print("\nok: svs-verl is registered with verl")
+    return 0

@@ -1,0 +1,373 @@
+"""SvS replay buffer: verl's V1 ``ReplayBuffer`` with variational problem synthesis in the same rollout phase.
+
+verl's sync sampler polls TransferQueue (TQ) while the rollout replicas are awake. This subclass hooks the
+poll (``_sync_metadata_from_transfer_queue``): every original group that has just finished is scored by the
+core ``SvsRound``; if it is underperforming, its synthesis prompts are submitted to the running rollout at
+once; a finished synthesis group is parsed and its accepted problems are submitted as solve groups; a
+finished solve group fixes its synthesis rewards. verl's own loop (DAPO dynamic sampling with refill
+included) still selects the original groups, unchanged, because SvS groups are hidden from it. When it
+returns, ``sample`` waits for the SvS work still in flight, writes the synthesis rewards into the synthesis
+trajectories' ``rm_scores``, and appends the VPS / SPA groups the paper's rules keep.
+
+Batch size: ``data.train_batch_size`` counts original prompts, as in verl's DAPO. The VPS and SPA groups
+come on top; their number is bounded by ``svs.max_seeds_per_step`` (each seed adds at most one synthesis
+group of ``svs.synthesis_n`` and ``svs.synthesis_n`` solve groups of ``svs.solve_n``). Groups are never
+split: verl pads the batch to its divisors.
+
+The sampler needs a *host* (the ``SvsTrainer``) for three things verl keeps in the trainer: submitting
+prompt rows to the rollout, decoding token ids, and the current step. Validation sampling is verl's own.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Any, Protocol, Sequence
+
+import torch
+import transfer_queue as tq
+from transfer_queue import KVBatchMeta
+
+from verl.trainer.ppo.v1.replay_buffer import ReplayBuffer
+from verl.utils.tensordict_utils import list_of_dict_to_tensordict
+
+from ..core import SvsRound, SvsSettings, SynthesisTemplate
+from ..core.round import SolveTask, SynthesisTask
+
+logger = logging.getLogger(__name__)
+logger.setLevel(os.getenv("SVS_LOGGING_LEVEL", "INFO"))
+
+ROLES = ("oqa", "vps", "spa")
+ROLE_OF_TASK = {"synthesis": "vps", "solve": "spa"}
+
+
+class SvsHost(Protocol):
+    """What the sampler needs from the trainer (``SvsTrainer`` implements it)."""
+
+    global_steps: int
+
+    def svs_submit(self, rows: list[dict[str, Any]]) -> None: ...
+
+    def svs_decode(self, token_ids: list[int]) -> str: ...
+
+    def svs_prompt_columns(self) -> list[str]: ...
+
+
+def _session_of(key: str) -> tuple[int, int]:
+    _, session, index = key.split("_")
+    return int(session), int(index)
+
+
+class SvsReplayBuffer(ReplayBuffer):
+    # keys of the `svs:` config section that belong to this verl-side sampler, not to the core algorithm
+    PLUGIN_KEYS = {"dump_dir": None, "poll_interval_s": 0.5, "tail_timeout_s": 3600.0}
+
+    def __init__(self, trainer_mode, trainer_config, max_off_policy_threshold, max_off_policy_strategy,
+                 sampler_kwargs, refill_fn=None, *, svs: dict | None = None, **replay_buffer_kwargs):
+        svs = dict(svs or {})
+        plugin = {k: svs.pop(k, default) for k, default in self.PLUGIN_KEYS.items()}
+        super().__init__(trainer_mode, trainer_config, max_off_policy_threshold, max_off_policy_strategy,
+                         sampler_kwargs, poll_interval=float(plugin["poll_interval_s"]), refill_fn=refill_fn,
+                         **replay_buffer_kwargs)
+        self.settings = SvsSettings.from_mapping(svs)
+        self.template = SynthesisTemplate.load(self.settings.template)
+        self.dump_dir = Path(plugin["dump_dir"]) if plugin["dump_dir"] else None
+        self.tail_timeout_s = float(plugin["tail_timeout_s"])
+        self.host: SvsHost | None = None
+        self.round: SvsRound | None = None
+        self.roles: dict[str, str] = {}          # uid -> role, for the last batch handed out
+        self._seen: set[str] = set()             # originals already fed to the round this step
+        self._task_columns: dict[str, dict] = {}  # task uid -> parent's prompt columns
+        self.totals: Counter[str] = Counter()    # cumulative over the run (checkpointed)
+        self.problem_stats: dict[str, list[int]] = {}  # original index -> [times underperforming, seeds]
+
+    def attach(self, host: SvsHost, default_dump_dir: str | None = None) -> None:
+        """Called by the trainer once it exists (the buffer is built inside the trainer's constructor)."""
+        self.host = host
+        if self.dump_dir is None and default_dump_dir:
+            self.dump_dir = Path(default_dump_dir)
+
+    # -- the sample ----------------------------------------------------------------------------------
+    def sample(self, global_steps: int, partition_id: str, batch_size: int) -> tuple[KVBatchMeta, dict]:
+        if partition_id == "val" or not self.settings.enable:
+            return super().sample(global_steps, partition_id, batch_size)
+        if self.host is None:
+            raise RuntimeError("SvsReplayBuffer has no host: run it with trainer.v1.trainer_mode=svs")
+        t0 = time.monotonic()
+        self.round = SvsRound(self.settings, self.template)
+        self._seen.clear()
+        self._task_columns.clear()
+        try:
+            batch, metrics = super().sample(global_steps, partition_id, batch_size)
+            t_originals = time.monotonic() - t0
+            self._finish_tail(partition_id)
+            plan = self.round.plan()
+            batch, svs_metrics = self._append_svs_groups(partition_id, batch, plan)
+        finally:
+            self.round = None
+        metrics.update(svs_metrics)
+        metrics["svs/time/originals_s"] = t_originals
+        metrics["svs/time/tail_s"] = time.monotonic() - t0 - t_originals
+        self._dump(global_steps, plan.records)
+        return batch, metrics
+
+    # -- hooks into verl's poll loop -----------------------------------------------------------------
+    def _sync_metadata_from_transfer_queue(self):
+        super()._sync_metadata_from_transfer_queue()
+        if self.round is None:
+            return
+        pid = "train"
+        self._advance(pid)
+        svs_uids = self._svs_uids()
+        for status_keys in (self.pending_keys, self.running_keys, self.finished_keys, self.failure_keys):
+            status_keys[pid].difference_update(svs_uids)
+        for uid in svs_uids:
+            self.prompt_global_steps[pid].pop(uid, None)
+
+    def _svs_uids(self) -> set[str]:
+        return set(self.round.syntheses) | set(self.round.solves) if self.round else set()
+
+    def _group_keys(self, pid: str, uid: str) -> list[str]:
+        """The final output of each session of a group, ordered by session."""
+        last: dict[int, tuple[int, str]] = {}
+        for key in self.partitions[pid]:
+            if key.split("_")[0] == uid:
+                session, index = _session_of(key)
+                if session not in last or index > last[session][0]:
+                    last[session] = (index, key)
+        return [last[s][1] for s in sorted(last)]
+
+    def _advance(self, pid: str) -> None:
+        """Feed newly finished groups to the round and submit the work they unlock."""
+        rnd = self.round
+        finished, failed = self.finished_keys[pid], self.failure_keys[pid]
+        outstanding = set(rnd.outstanding())
+        for uid in failed & outstanding:
+            rnd.fail(uid)
+            logger.warning("SvS task %s failed in the rollout; its family is left out of this update", uid)
+        new_syn = [u for u in finished if u in rnd.syntheses and u in outstanding]
+        new_solve = [u for u in finished if u in rnd.solves and u in outstanding]
+        new_orig = [u for u in finished if u not in self._seen and u not in rnd.syntheses and u not in rnd.solves]
+        self._seen.update(new_orig)
+        for uid in failed - self._seen - self._svs_uids():
+            self._seen.add(uid)
+            rnd.counts["oqa_failed"] += 1
+
+        keys = {u: self._group_keys(pid, u) for u in new_orig + new_syn + new_solve}
+        if not any(keys.values()):
+            return
+        acc = self._correctness(pid, [u for u in new_orig + new_solve], keys)
+        for uid in new_solve:
+            rnd.add_solves(uid, acc[uid])
+
+        band = self.settings.underperforming()
+        seeded = [u for u in new_orig if acc[u] and band.contains(sum(acc[u]), len(acc[u]))]
+        for uid in new_orig:
+            if uid not in seeded and acc[uid]:
+                rnd.add_original(uid, "", "", [""] * len(acc[uid]), acc[uid])  # statistics only
+        texts = self._responses(pid, seeded + new_syn, keys)
+        columns = self._prompt_columns(pid, seeded, keys)
+        synth_tasks: list[SynthesisTask] = []
+        for uid in seeded:
+            cols = columns[uid]
+            problem = cols.get("extra_info", {}).get("problem") or _last_user_text(cols.get("raw_prompt"))
+            gt = str(cols.get("reward_model", {}).get("ground_truth", ""))
+            tasks = rnd.add_original(uid, problem, gt, texts[uid], acc[uid])
+            for t in tasks:
+                self._task_columns[t.uid] = cols
+            synth_tasks += tasks
+            self._note_problem(cols, len(tasks))
+        solve_tasks: list[SolveTask] = []
+        for uid in new_syn:
+            tasks = rnd.add_syntheses(uid, texts[uid])
+            for t in tasks:
+                self._task_columns[t.uid] = self._task_columns[uid]
+            solve_tasks += tasks
+        rows = [self._synthesis_row(t) for t in synth_tasks] + [self._solve_row(t) for t in solve_tasks]
+        if rows:
+            self.host.svs_submit(rows)
+
+    def _correctness(self, pid: str, uids: Sequence[str], keys: dict[str, list[str]]) -> dict[str, list[bool]]:
+        flat = [k for u in uids for k in keys[u]]
+        out: dict[str, list[bool]] = {u: [] for u in uids}
+        if not flat:
+            return out
+        data = tq.kv_batch_get(keys=flat, partition_id=pid, select_fields=["extra_fields", "rm_scores"])
+        for key, extra, rm in zip(flat, list(data["extra_fields"]), list(data["rm_scores"])):
+            info = _reward_extra_info(extra)
+            if "acc" in info:
+                ok = float(info["acc"]) > 0
+            else:  # a reward manager other than `svs`: fall back to a positive reward, counted
+                self.round.counts["acc_missing"] += 1
+                ok = float(rm.sum().item()) > 0
+            out[key.split("_")[0]].append(ok)
+        return out
+
+    def _responses(self, pid: str, uids: Sequence[str], keys: dict[str, list[str]]) -> dict[str, list[str]]:
+        flat = [k for u in uids for k in keys[u]]
+        out: dict[str, list[str]] = {u: [] for u in uids}
+        if not flat:
+            return out
+        data = tq.kv_batch_get(keys=flat, partition_id=pid, select_fields=["responses"])
+        for key, ids in zip(flat, data["responses"].unbind(0) if data["responses"].is_nested else data["responses"]):
+            out[key.split("_")[0]].append(self.host.svs_decode(ids.tolist()))
+        return out
+
+    def _prompt_columns(self, pid: str, uids: Sequence[str], keys: dict[str, list[str]]) -> dict[str, dict]:
+        if not uids:
+            return {}
+        fields = sorted(set(self.host.svs_prompt_columns()) | {"raw_prompt", "reward_model", "extra_info",
+                                                               "data_source", "index"})
+        first = [keys[u][0] for u in uids]
+        data = tq.kv_batch_get(keys=first, partition_id=pid, select_fields=fields)
+        cols: dict[str, dict] = {u: {} for u in uids}
+        for name in fields:
+            values = data[name]
+            values = values.unbind(0) if isinstance(values, torch.Tensor) else list(values)
+            for uid, value in zip(uids, values):
+                cols[uid][name] = getattr(value, "data", value)
+        return cols
+
+    def _note_problem(self, cols: dict, seeds: int) -> None:
+        key = str(cols.get("index", cols.get("extra_info", {}).get("index", "?")))
+        stats = self.problem_stats.setdefault(key, [0, 0])
+        stats[0] += 1
+        stats[1] += seeds
+
+    # -- rows for the rollout ------------------------------------------------------------------------
+    def _row(self, uid: str, parent_cols: dict, messages: list[dict], n: int, role: str, extra: dict) -> dict:
+        row = dict(parent_cols)
+        info = dict(parent_cols.get("extra_info") or {})
+        info.update({"svs_role": role, **extra})
+        row.update(uid=uid, raw_prompt=messages, extra_info=info, __rollout_n__=n)
+        if "prompt" in row:
+            row["prompt"] = messages
+        return row
+
+    def _synthesis_row(self, t: SynthesisTask) -> dict:
+        return self._row(t.uid, self._task_columns[t.uid], t.messages, t.n, "synthesis",
+                         {"svs_parent_uid": t.parent_uid, "svs_seed_index": t.seed_index})
+
+    def _solve_row(self, t: SolveTask) -> dict:
+        cols = self._task_columns[t.uid]
+        original = cols.get("raw_prompt") or []
+        system = [m for m in original if isinstance(m, dict) and m.get("role") == "system"]
+        user = {"role": "user", "content": self.settings.solve_template.replace("{problem}", t.problem)}
+        return self._row(t.uid, cols, system + [user], t.n, "solve",
+                         {"svs_parent_uid": t.parent_uid, "svs_synthesis_uid": t.synthesis_uid,
+                          "svs_problem": t.problem})
+
+    # -- after verl's loop ---------------------------------------------------------------------------
+    def _finish_tail(self, pid: str) -> None:
+        """Wait for SvS work still in flight (replicas are still awake: we are inside ``sample``)."""
+        deadline = time.monotonic() + self.tail_timeout_s
+        while True:
+            self._sync_metadata_from_transfer_queue()
+            outstanding = self.round.outstanding()
+            if not outstanding:
+                return
+            if time.monotonic() > deadline:
+                logger.warning("SvS: %d task(s) still running after %.0f s; leaving them out of this update",
+                               len(outstanding), self.tail_timeout_s)
+                for uid in outstanding:
+                    self.round.fail(uid)
+                self.round.counts["tail_timeout"] += len(outstanding)
+                return
+            time.sleep(self.poll_interval)
+
+    def _append_svs_groups(self, pid: str, batch: KVBatchMeta, plan) -> tuple[KVBatchMeta, dict]:
+        rnd = self.round
+        kept = [*plan.syntheses, *plan.solves]
+        all_svs = self._svs_uids()
+        snapshot = dict(self.partitions[pid])
+        by_uid: dict[str, list[str]] = defaultdict(list)
+        for key in snapshot:
+            uid = key.split("_")[0]
+            if uid in all_svs:
+                by_uid[uid].append(key)
+
+        # synthesis rewards -> rm_scores of the synthesis trajectories (the reward manager wrote 0 there)
+        keys, fields = [], []
+        for uid, rewards in plan.syntheses.items():
+            for key in self._group_keys(pid, uid):
+                session, _ = _session_of(key)
+                length = int(snapshot[key].get("response_len", 0))
+                scores = torch.zeros(max(length, 1), dtype=torch.float32)
+                scores[-1] = float(rewards[session])
+                keys.append(key)
+                fields.append({"rm_scores": scores})
+        if keys:
+            tq.kv_batch_put(keys=keys, partition_id=pid, fields=list_of_dict_to_tensordict(fields))
+
+        # drop what the update does not use (prompt markers of all SvS groups, trajectories of unkept ones)
+        kept_set = set(kept)
+        drop = [u for u in all_svs] + [k for u in all_svs - kept_set for k in by_uid.get(u, [])]
+        if drop:
+            tq.kv_clear(partition_id=pid, keys=drop)
+
+        new_keys, new_tags = list(batch.keys), list(batch.tags)
+        self.roles = {key.split("_")[0]: "oqa" for key in batch.keys}
+        tokens: Counter[str] = Counter()
+        for uid in all_svs:
+            role = "vps" if uid in rnd.syntheses else "spa"
+            tokens[role] += sum(int(snapshot[k].get("response_len", 0)) for k in by_uid.get(uid, []))
+        for uid in kept:
+            self.roles[uid] = "vps" if uid in rnd.syntheses else "spa"
+            for key in self._group_keys(pid, uid):
+                new_keys.append(key)
+                new_tags.append(snapshot[key])
+        tokens["oqa"] = sum(int(t.get("response_len", 0)) for t in batch.tags)
+
+        metrics = dict(plan.metrics)
+        for role in ROLES:
+            metrics[f"svs/tokens/{role}"] = float(tokens[role])
+            metrics[f"svs/samples/{role}"] = float(sum(1 for u in self.roles.values() if u == role))
+        for name, value in rnd.counts.items():
+            self.totals[name] += value
+        metrics["svs/total/seeds"] = float(self.totals["seeds"])
+        metrics["svs/total/accepted"] = float(self.totals["accepted"])
+        self.totals["steps"] += 1
+        return KVBatchMeta(partition_id=pid, keys=new_keys, tags=new_tags), metrics
+
+    def _dump(self, step: int, records: list[dict]) -> None:
+        if not self.dump_dir or not records:
+            return
+        self.dump_dir.mkdir(parents=True, exist_ok=True)
+        path = self.dump_dir / f"syntheses_step{step:06d}.jsonl"
+        tmp = path.with_suffix(".tmp")
+        with open(tmp, "w", encoding="utf-8") as fh:
+            for rec in records:
+                fh.write(json.dumps({"step": step, **rec}, ensure_ascii=False, default=str) + "\n")
+        os.replace(tmp, path)  # a resumed run rewrites a step's file instead of appending twice
+
+    # -- checkpointing -------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {"version": 1, "totals": dict(self.totals), "problem_stats": self.problem_stats,
+                "round": self.round.state_dict() if self.round else None}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state.get("version") != 1:
+            raise ValueError(f"unsupported SvS sampler state version {state.get('version')!r}")
+        self.totals = Counter(state["totals"])
+        self.problem_stats = {k: list(v) for k, v in state["problem_stats"].items()}
+        if state.get("round"):
+            # A checkpoint is only written between steps, so a round in flight means the save happened
+            # mid-sample (not possible with verl's sync schedule); its rollouts are gone with the process.
+            logger.warning("SvS: checkpoint holds an unfinished round; its pending tasks are not resumed")
+
+
+def _reward_extra_info(extra_fields: Any) -> dict:
+    value = getattr(extra_fields, "data", extra_fields)
+    info = value.get("reward_extra_info") if isinstance(value, dict) else None
+    return info if isinstance(info, dict) else {}
+
+
+def _last_user_text(messages: Any) -> str:
+    for msg in reversed(list(messages or [])):
+        if isinstance(msg, dict) and msg.get("role") == "user":
+            return str(msg.get("content", ""))
+    return ""

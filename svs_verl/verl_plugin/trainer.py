@@ -1,0 +1,195 @@
+"""``trainer.v1.trainer_mode=svs``: verl's synchronous V1 trainer, extended through its hooks only.
+
+What it adds to ``PPOTrainerSync``:
+
+* builds the ``SvsReplayBuffer`` (named in ``trainer.v1.sampler.custom_sampler``) with the DAPO settings
+  that verl gives only its built-in buffer, and attaches itself as the buffer's host: the buffer submits
+  synthesis and solve prompts through ``svs_submit`` into the same rollout verl's own prompts go to;
+* per-role entropy (``svs/entropy/{oqa,vps,spa}``) from the entropies verl already computes;
+* a weight-sync counter (``svs/perf/weight_syncs``), to show SvS adds none;
+* SvS sampler state saved with verl's checkpoints (``svs_state.json``) and restored on resume.
+
+The registered name is ``svs``, but verl's base class compares ``trainer_mode`` with ``"sync"`` to pick
+sync behaviour (buffer class, checkpointing of TQ, prompt persistence, re-issue on resume); SvS runs the
+sync schedule, so ``trainer_mode`` reads as ``"sync"`` inside the trainer.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections import defaultdict
+
+import numpy as np
+import torch
+import transfer_queue as tq
+from transfer_queue import KVBatchMeta
+
+import verl.utils.tensordict_utils as tu
+from verl.trainer.ppo.v1.trainer_base import register_trainer
+from verl.trainer.ppo.v1.trainer_sync import PPOTrainerSync
+from verl.utils.dataset.rl_dataset import collate_fn
+from verl.utils.import_utils import load_extern_object
+from verl.utils.tensordict_utils import NonTensorData
+
+from .sampler import ROLES, SvsReplayBuffer
+
+logger = logging.getLogger(__name__)
+logger.setLevel(os.getenv("SVS_LOGGING_LEVEL", "INFO"))
+
+STATE_FILE = "svs_state.json"
+_NOT_PROMPT_COLUMNS = {"uid", "global_steps"}
+
+
+def check_config(config) -> None:
+    """Fail at start-up, naming the key, when the run is not wired for SvS."""
+    svs = config.get("svs", None)
+    if svs is None:
+        raise ValueError("trainer.v1.trainer_mode=svs needs an `svs:` section (use configs/svs_dapo.yaml)")
+    custom = config.trainer.v1.sampler.get("custom_sampler", None) or {}
+    if custom.get("name") != "SvsReplayBuffer":
+        raise ValueError("trainer.v1.trainer_mode=svs needs trainer.v1.sampler.custom_sampler."
+                         "{path: pkg://svs_verl.verl_plugin.sampler, name: SvsReplayBuffer}, "
+                         f"got {dict(custom)}")
+    manager = config.reward.reward_manager
+    if svs.get("enable", True) and manager.get("name") != "svs":
+        raise ValueError(f"SvS needs the role-aware reward manager: set reward.reward_manager.name=svs "
+                         f"(got {manager.get('name')!r})")
+
+
+@register_trainer("svs")
+class SvsTrainer(PPOTrainerSync):
+    def __init__(self, config):
+        check_config(config)
+        self.weight_syncs = 0
+        self._svs_columns: list[str] | None = None
+        super().__init__(config)
+        self.replay_buffer.attach(self, default_dump_dir=os.path.join(config.trainer.default_local_dir, "svs"))
+
+    # verl's base class tests `trainer_mode == "sync"`; SvS runs the sync schedule.
+    @property
+    def trainer_mode(self) -> str:
+        return "sync"
+
+    @trainer_mode.setter
+    def trainer_mode(self, value: str) -> None:
+        self.registered_mode = value
+
+    def _build_replay_buffer(self) -> SvsReplayBuffer:
+        sampler_config = self.config.trainer.v1.sampler
+        custom = sampler_config.custom_sampler
+        cls = load_extern_object(custom.path, custom.name)
+        if not (isinstance(cls, type) and issubclass(cls, SvsReplayBuffer)):
+            raise TypeError(f"trainer.v1.sampler.custom_sampler must name SvsReplayBuffer, got {cls!r}")
+        filter_metric = self._resolve_filter_groups_metric()
+        refill_failed = bool(sampler_config.get("sync_refill_failed_groups", False))
+        filter_groups = self.config.algorithm.get("filter_groups", None)
+        train_batch_size = self.config.data.train_batch_size
+        return cls(
+            trainer_mode="sync",
+            trainer_config=self.config.trainer.v1.get("sync", {}),
+            max_off_policy_threshold=sampler_config.max_off_policy_threshold,
+            max_off_policy_strategy=sampler_config.max_off_policy_strategy,
+            sampler_kwargs=sampler_config.sampler_kwargs,
+            refill_fn=self._add_prompts_to_generate,
+            filter_groups_metric=filter_metric,
+            sync_refill_failed_groups=refill_failed,
+            train_batch_size=train_batch_size,
+            gen_batch_size=1 if filter_metric is not None or refill_failed
+            else (self.config.data.get("gen_batch_size", None) or train_batch_size),
+            max_inflight_gen_batches=filter_groups.get("max_inflight_gen_batches", 1) if filter_metric else 1,
+            svs=_plain(self.config.svs),
+        )
+
+    # -- the host interface of SvsReplayBuffer -------------------------------------------------------
+    def _next_train_batch(self, num_prompts: int | None = None):
+        batch = super()._next_train_batch(num_prompts)
+        if self._svs_columns is None:
+            self._svs_columns = [k for k in batch.keys() if k not in _NOT_PROMPT_COLUMNS
+                                 and not isinstance(batch.get(k), NonTensorData)]
+        return batch
+
+    def svs_prompt_columns(self) -> list[str]:
+        return list(self._svs_columns or [])
+
+    def svs_decode(self, token_ids: list[int]) -> str:
+        return self.tokenizer.decode(token_ids, skip_special_tokens=True)
+
+    def svs_submit(self, rows: list[dict]) -> None:
+        """Send synthesis / solve prompts to the rollout that is running now (no new phase, no sync)."""
+        batch = tu.get_tensordict(collate_fn(rows))
+        tu.assign_non_tensor_data(batch, "global_steps", self.global_steps)
+        self._submit_batch_to_rollout(batch)
+
+    # -- observability -------------------------------------------------------------------------------
+    def on_init_end(self):
+        self.weight_syncs += 1
+        super().on_init_end()
+
+    def on_step_end(self):
+        self.weight_syncs += 1
+        super().on_step_end()
+
+    def prepare_step(self) -> dict:
+        metrics = super().prepare_step()
+        metrics["svs/perf/weight_syncs"] = float(self.weight_syncs)
+        return metrics
+
+    def _compute_old_log_prob(self, batch: KVBatchMeta, metrics: dict) -> KVBatchMeta:
+        batch = super()._compute_old_log_prob(batch, metrics)
+        roles = self.replay_buffer.roles
+        if roles and len(set(roles.values())) > 0:
+            try:
+                metrics.update(role_entropy(batch, roles))
+            except Exception as exc:  # metrics must never stop training
+                logger.warning("SvS: per-role entropy unavailable: %s", exc)
+        return batch
+
+    # -- checkpointing -------------------------------------------------------------------------------
+    def _save_checkpoint(self):
+        super()._save_checkpoint()
+        folder = os.path.join(self.config.trainer.default_local_dir, f"global_step_{self.global_steps}")
+        os.makedirs(folder, exist_ok=True)
+        tmp = os.path.join(folder, STATE_FILE + ".tmp")
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump(self.replay_buffer.state_dict(), fh)
+        os.replace(tmp, os.path.join(folder, STATE_FILE))
+
+    def _load_checkpoint(self):
+        super()._load_checkpoint()
+        if self.global_steps <= 0:
+            return
+        if self.config.trainer.resume_mode == "resume_path":
+            folder = self.config.trainer.resume_from_path
+        else:
+            folder = os.path.join(self.config.trainer.default_local_dir, f"global_step_{self.global_steps}")
+        path = os.path.join(os.path.abspath(folder), STATE_FILE)
+        if os.path.exists(path):
+            with open(path, encoding="utf-8") as fh:
+                self.replay_buffer.load_state_dict(json.load(fh))
+            logger.info("SvS: restored sampler state from %s", path)
+        else:
+            logger.warning("SvS: no %s in %s; SvS statistics start from zero", STATE_FILE, folder)
+
+
+def role_entropy(batch: KVBatchMeta, roles: dict[str, str]) -> dict[str, float]:
+    """Mean token entropy per SvS role, from the ``entropy`` verl wrote to TransferQueue."""
+    data = tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id, select_fields=["entropy"])
+    entropies = data["entropy"]
+    entropies = entropies.unbind(0) if getattr(entropies, "is_nested", False) else list(entropies)
+    sums: dict[str, float] = defaultdict(float)
+    counts: dict[str, int] = defaultdict(int)
+    for key, ent in zip(batch.keys, entropies):
+        role = roles.get(key.split("_")[0])
+        if role is None:
+            continue
+        sums[role] += float(torch.as_tensor(ent, dtype=torch.float32).sum())
+        counts[role] += int(np.prod(ent.shape))
+    return {f"svs/entropy/{r}": sums[r] / counts[r] for r in ROLES if counts.get(r)}
+
+
+def _plain(node) -> dict:
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_container(node, resolve=True) if not isinstance(node, dict) else dict(node)

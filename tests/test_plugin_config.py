@@ -1,0 +1,157 @@
+"""Registration through verl's entry-point loading, `svs-verl doctor`, config composition with every
+ablation, and the SvS trainer built from those configs (its constructor runs on a CPU)."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from svs_test_helpers import CONFIGS, build, compose
+
+ENV = {k: v for k, v in os.environ.items() if k != "VERL_USE_EXTERNAL_PLUGINS"}
+
+PROBE = """
+import json, verl
+from verl.trainer.ppo.v1.trainer_base import TRAINER_REGISTRY
+from verl.experimental.reward_loop.reward_manager.registry import REWARD_MANAGER
+import sys
+reg = sys.modules.get("svs_verl.verl_plugin.register")
+print(json.dumps({"trainer": getattr(TRAINER_REGISTRY.get("svs"), "__name__", None),
+                  "reward": getattr(REWARD_MANAGER.get("svs"), "__name__", None),
+                  "loaded_by_verl": reg is not None, "errors": getattr(reg, "ERRORS", None)}))
+"""
+
+
+def probe(**env):
+    out = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, timeout=120,
+                         env={**ENV, **env}, cwd="/")
+    assert out.returncode == 0, out.stderr[-2000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_plain_import_verl_registers_everything():
+    assert probe() == {"trainer": "SvsTrainer", "reward": "SvsRewardManager", "loaded_by_verl": True, "errors": {}}
+
+
+def test_importing_a_role_module_first_still_registers_everything():
+    code = "import svs_verl.verl_plugin.sampler\n" + PROBE
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=ENV, cwd="/")
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert json.loads(out.stdout.strip().splitlines()[-1])["errors"] == {}
+
+
+def test_registration_comes_from_the_entry_point():
+    assert probe(VERL_USE_EXTERNAL_PLUGINS="none") == {"trainer": None, "reward": None, "loaded_by_verl": False,
+                                                      "errors": None}
+    assert probe(VERL_USE_EXTERNAL_PLUGINS="svs")["trainer"] == "SvsTrainer"
+
+
+def test_doctor():
+    ok = subprocess.run([sys.executable, "-m", "svs_verl.cli", "doctor"], capture_output=True, text=True,
+                        timeout=120, env=ENV)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert "svs -> svs_verl.verl_plugin.trainer.SvsTrainer" in ok.stdout and "verl            0.9.1" in ok.stdout
+    bad = subprocess.run([sys.executable, "-m", "svs_verl.cli", "doctor"], capture_output=True, text=True,
+                         timeout=120, env={**ENV, "VERL_USE_EXTERNAL_PLUGINS": "none"})
+    assert bad.returncode == 1 and "VERL_USE_EXTERNAL_PLUGINS" in bad.stdout
+
+
+def cfg_job(name, *overrides):
+    out = subprocess.run([sys.executable, "-m", "verl.trainer.main_ppo", "--config-path", str(CONFIGS),
+                          "--config-name", name, "--cfg", "job", *overrides],
+                         capture_output=True, text=True, timeout=180, env=ENV, cwd="/tmp")
+    return out
+
+
+def test_main_ppo_composes_both_configs_and_they_differ_only_in_svs():
+    import yaml
+
+    jobs = {}
+    for name in ("svs_dapo", "dapo"):
+        out = cfg_job(name)
+        assert out.returncode == 0, out.stderr[-3000:]
+        jobs[name] = yaml.safe_load(out.stdout)
+    svs, dapo = jobs["svs_dapo"], jobs["dapo"]
+    assert svs["trainer"]["v1"]["trainer_mode"] == "svs" and dapo["trainer"]["v1"]["trainer_mode"] == "sync"
+    assert dapo["trainer"]["v1"]["sampler"]["custom_sampler"]["path"] is None
+    assert "svs" in svs and "svs" not in dapo
+    # every other key is identical: the paper's hyperparameters are shared
+    for cfg in (svs, dapo):
+        cfg.pop("svs", None)
+        cfg["trainer"]["v1"].pop("trainer_mode")
+        cfg["trainer"]["v1"]["sampler"].pop("custom_sampler")
+    assert svs == dapo
+    actor = dapo["actor_rollout_ref"]["actor"]
+    assert (actor["clip_ratio_low"], actor["clip_ratio_high"], actor["loss_agg_mode"], actor["use_kl_loss"],
+            actor["optim"]["lr"]) == (0.2, 0.28, "token-mean", False, 1e-6)
+    assert dapo["actor_rollout_ref"]["rollout"]["n"] == 8 and dapo["actor_rollout_ref"]["rollout"]["temperature"] == 1.0
+    assert dapo["algorithm"]["filter_groups"]["enable"] is True and dapo["reward"]["reward_manager"]["name"] == "svs"
+
+
+def test_misspelled_key_fails_composition():
+    out = cfg_job("svs_dapo", "svs.synthesis_nn=4")
+    assert out.returncode != 0 and "synthesis_nn" in out.stderr
+
+
+# ---- the trainer built from composed configs (hydra compose API, in process) ----------------------------
+def test_svs_trainer_wires_verl_dapo_into_the_svs_sampler():
+    from svs_verl.verl_plugin.sampler import SvsReplayBuffer
+
+    t = build()
+    assert type(t).__name__ == "SvsTrainer" and t.registered_mode == "svs" and t.trainer_mode == "sync"
+    buf = t.replay_buffer
+    assert isinstance(buf, SvsReplayBuffer) and buf.host is t
+    assert (buf.filter_groups_metric, buf.train_batch_size, buf.gen_batch_size, buf.max_inflight_gen_batches) == \
+        ("acc", 4, 1, 2)
+    assert buf.settings.underperforming().counts(8) == [1, 2, 3, 4] and buf.settings.reward().counts(8) == [1, 2, 3, 4, 5]
+    assert str(buf.dump_dir).endswith("svs") and buf.template.name == "paper"
+
+
+ABLATIONS = {
+    "svs.enable=false": lambda s: not s.enable,
+    "svs.train_on_syntheses=false": lambda s: not s.rules().train_on_syntheses,
+    "svs.train_on_solves=false": lambda s: not s.rules().train_on_solves,
+    "svs.underperforming_band=[0.25,0.75]": lambda s: s.underperforming().counts(8) == [2, 3, 4, 5, 6],
+    "svs.reward_band=[0.0,1.0]": lambda s: s.reward().counts(4) == [0, 1, 2, 3, 4],
+    "svs.synthesis_n=4": lambda s: s.synthesis_n == 4,
+    "svs.solve_n=16": lambda s: s.solve_n == 16,
+    "svs.max_seeds_per_problem=2": lambda s: s.max_seeds_per_problem == 2,
+    "svs.max_seeds_per_step=8": lambda s: s.max_seeds_per_step == 8,
+    "svs.spa_filter=nonzero_std": lambda s: s.rules().spa_filter == "nonzero_std",
+    "svs.template=oneline": lambda s: s.template == "oneline",
+}
+
+
+@pytest.mark.parametrize("override", list(ABLATIONS))
+def test_ablation_switches_reach_the_sampler(override):
+    assert ABLATIONS[override](build([override]).replay_buffer.settings)
+
+
+def test_template_file_override(tmp_path):
+    f = tmp_path / "mine.yaml"
+    f.write_text("user: 'Solution: {solution}'\nfence_open: '<q>'\nfence_close: '</q>'\n")
+    assert build([f"svs.template={f}"]).replay_buffer.template.messages("s", "1")[-1]["content"] == "Solution: s"
+
+
+@pytest.mark.parametrize("overrides,match", [
+    (["+svs.synthesis_nn=4"], "synthesis_nn"),
+    (["svs.reward_band=[0.9,0.1]"], "svs.reward_band"),
+    (["reward.reward_manager.name=naive"], "reward.reward_manager.name=svs"),
+    (["trainer.v1.sampler.custom_sampler.name=ReplayBuffer"], "custom_sampler"),
+    (["svs.solve_template=no placeholder"], "solve_template"),
+])
+def test_bad_config_fails_at_start_naming_the_key(overrides, match):
+    with pytest.raises(ValueError, match=match):
+        build(overrides)
+
+
+def test_dapo_config_builds_verls_own_trainer_and_buffer():
+    import verl  # noqa: F401
+    from verl.trainer.ppo.v1.replay_buffer import ReplayBuffer
+    from verl.trainer.ppo.v1.trainer_base import get_trainer_cls
+
+    cfg = compose("dapo", ["data.train_batch_size=4"])
+    t = get_trainer_cls(cfg.trainer.v1.trainer_mode)(cfg)
+    assert type(t).__name__ == "PPOTrainerSync" and type(t.replay_buffer) is ReplayBuffer
+    assert t.replay_buffer.filter_groups_metric == "acc"

@@ -1,0 +1,289 @@
+"""SvsReplayBuffer driven through a real local TransferQueue (Ray + TQ on this machine), with verl's own
+sampling loop, DAPO filter and refill, and the real ``svs`` reward manager scoring every trajectory."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+
+tq = pytest.importorskip("transfer_queue")
+
+from svs_test_helpers import RolloutSimulator  # noqa: E402
+
+from svs_verl.verl_plugin.sampler import SvsReplayBuffer  # noqa: E402
+from verl.trainer.ppo.v1.replay_buffer import ReplayBuffer  # noqa: E402
+
+PROBLEMS = {  # answer -> (problem solved 3/8 of the time, problem solved 8/8), written by "the policy"
+    "42": ("A box holds 6 rows of 7 eggs. How many eggs are in the box?", "What is the product of 21 and 2?"),
+    "12": ("A crate has 3 rows of 4 apples. How many apples does it hold?", "What is the product of 6 and 2?"),
+    "5": ("A bag has 2 red and 3 blue marbles. How many marbles are in it?", "What is 10 divided by 2?"),
+}
+
+
+@pytest.fixture(scope="module")
+def transfer_queue():
+    import ray
+
+    ray.init(num_cpus=16, include_dashboard=False, log_to_driver=False)  # TQ wants more CPUs than 2
+    tq.init()
+    yield tq
+    tq.close()
+    ray.shutdown()
+
+
+@pytest.fixture
+def partition(transfer_queue):
+    yield "train"
+    left = list((tq.kv_list("train") or {}).get("train", {}))
+    if left:
+        tq.kv_clear(keys=left, partition_id="train")
+
+
+def uid() -> str:
+    return uuid.uuid4().hex[:12]
+
+
+class ScriptedPolicy:
+    """The model: scripted correctness for originals, syntheses and solves."""
+
+    def __init__(self, correct: dict[str, list[bool]]):
+        self.correct = correct  # original uid -> correctness of its 8 responses
+
+    def __call__(self, row: dict, n: int) -> list[str]:
+        role = row["extra_info"].get("svs_role")
+        answer = row["reward_model"]["ground_truth"]
+        if role is None:
+            return [f"So the answer is \\boxed{{{answer if ok else 0}}}." for ok in self.correct[row["uid"]]]
+        if role == "synthesis":
+            hard, easy = PROBLEMS[answer]
+            return ([f"```problem\n{hard}\n```", f"```problem\n{easy}\n```", "I cannot think of one.",
+                     f"```problem\nThere are {answer} eggs. How many eggs? (answer: {answer})\n```"] * n)[:n]
+        hard, _ = PROBLEMS[answer]
+        hits = 3 if row["extra_info"]["svs_problem"] == hard else 8
+        return [f"\\boxed{{{answer if i < hits else 1}}}" for i in range(n)]
+
+
+def make_buffer(sim, **svs):
+    settings = {"synthesis_n": 4, "solve_n": 8, "max_seeds_per_problem": 1, **svs}
+    buf = SvsReplayBuffer(trainer_mode="sync", trainer_config={}, max_off_policy_threshold=8,
+                          max_off_policy_strategy="drop", sampler_kwargs={}, refill_fn=None,
+                          svs={**settings, "poll_interval_s": 0.05, "tail_timeout_s": 60}, train_batch_size=3, gen_batch_size=3)
+    buf.attach(sim)
+    return buf
+
+
+def rm_last(keys):
+    data = tq.kv_batch_get(keys=keys, partition_id="train", select_fields=["rm_scores"])
+    return [float(x[-1]) for x in data["rm_scores"].unbind(0)]
+
+
+def test_svs_step_streams_synthesis_and_solves_into_the_batch(partition, tmp_path):
+    q1, q2, q3 = uid(), uid(), uid()
+    policy = ScriptedPolicy({q1: [False, True, False, False, True, False, False, False],   # 2/8: underperforming
+                             q2: [True] * 8,                                               # 8/8
+                             q3: [True, False, False, True, True, False, False, False]})  # 3/8: underperforming
+    sim = RolloutSimulator(policy)
+    rows = {q1: sim.prompt(q1, "A farmer has 12 cows and buys 30 more. How many cows?", "42", 0),
+            q2: sim.prompt(q2, "What is 40 + 2?", "42", 1),
+            q3: sim.prompt(q3, "Tom has 5 apples and gets 7 more. How many apples?", "12", 2)}
+    sim.run(rows[q1])
+    sim.run(rows[q2])
+    sim.run(rows[q3], status="running")          # q3 is still generating when the sampler starts
+    running_at_first_submit = []
+
+    def finish_q3_after_first_submit(submitted_rows):
+        if not running_at_first_submit:
+            tags = (tq.kv_list("train") or {}).get("train", {})
+            running_at_first_submit.append(tags[q3]["status"])
+            sim.finish(q3)
+    sim.on_submit = finish_q3_after_first_submit
+
+    buf = make_buffer(sim, dump_dir=str(tmp_path / "dump"))
+    batch, metrics = buf.sample(global_steps=1, partition_id="train", batch_size=3)
+
+    # streaming: q1's synthesis went to the rollout while q3 was still running
+    assert running_at_first_submit == ["running"]
+    assert [r["uid"] for r in sim.submitted[0]] == [f"{q1}-syn1"]   # the first correct answer of q1 seeds
+    submitted = [r["uid"] for rows_ in sim.submitted for r in rows_]
+    assert sorted(submitted) == sorted([f"{q1}-syn1", f"{q1}-syn1-v0", f"{q1}-syn1-v1", f"{q3}-syn0",
+                                        f"{q3}-syn0-v0", f"{q3}-syn0-v1"])
+    syn_row = sim.submitted[0][0]
+    assert syn_row["__rollout_n__"] == 4 and syn_row["extra_info"]["svs_role"] == "synthesis"
+    assert "\\boxed{42}" in syn_row["raw_prompt"][-1]["content"]          # shows the seed solution
+    solve_row = next(r for rows_ in sim.submitted for r in rows_ if r["uid"] == f"{q1}-syn1-v0")
+    assert solve_row["__rollout_n__"] == 8 and solve_row["reward_model"]["ground_truth"] == "42"
+    assert solve_row["raw_prompt"] == [{"role": "user", "content": PROBLEMS["42"][0]}]
+
+    groups = {}
+    for key in batch.keys:
+        groups.setdefault(key.split("_")[0], []).append(key)
+    # originals (no DAPO filter here) + the VPS group and the in-band SPA group of each seed
+    assert set(groups) == {q1, q2, q3, f"{q1}-syn1", f"{q3}-syn0", f"{q1}-syn1-v0", f"{q3}-syn0-v0"}
+    assert all(len(v) == (4 if "-syn" in u and "-v" not in u else 8) for u, v in groups.items())
+    assert len(batch.tags) == len(batch.keys) and all("seq_len" in t for t in batch.tags)
+    # synthesis rewards were written into rm_scores: sample 0 solved 3/8 (in band) -> 1; the rest 0
+    for vps in (f"{q1}-syn1", f"{q3}-syn0"):
+        keys = sorted(groups[vps], key=lambda k: int(k.split("_")[1]))
+        assert rm_last(keys) == [1.0, 0.0, 0.0, 0.0]
+    assert buf.roles[q1] == "oqa" and buf.roles[f"{q1}-syn1"] == "vps" and buf.roles[f"{q1}-syn1-v0"] == "spa"
+
+    # TQ holds exactly the batch's trajectories plus nothing of the unkept SvS groups or any prompt marker
+    left = (tq.kv_list("train") or {}).get("train", {})
+    assert set(left) == set(batch.keys)
+
+    assert metrics["svs/seeds"] == 2 and metrics["svs/syntheses"] == 8 and metrics["svs/accepted"] == 4
+    assert metrics["svs/reject/no_fence"] == 2 and metrics["svs/reject/reveals_answer"] == 2
+    assert metrics["svs/valid_ratio"] == 0.5 and metrics["svs/vps/reward_mean"] == 0.25
+    assert metrics["svs/update/vps_groups"] == 2 and metrics["svs/update/spa_groups"] == 2
+    assert metrics["svs/samples/vps"] == 2 and metrics["svs/samples/spa"] == 2 and metrics["svs/samples/oqa"] == 3
+    assert metrics["svs/tokens/vps"] > 0 and metrics["svs/tokens/spa"] > 0 and metrics["svs/tokens/oqa"] > 0
+
+    records = [json.loads(line) for line in (tmp_path / "dump" / "syntheses_step000001.jsonl").read_text().splitlines()]
+    assert len(records) == 8
+    first = next(r for r in records if r["synthesis_uid"] == f"{q1}-syn1" and r["sample_index"] == 0)
+    assert first["problem"] == PROBLEMS["42"][0] and first["solve_accuracy"] == 0.375 and first["reward"] == 1
+    assert first["parent_problem"].startswith("A farmer") and first["ground_truth"] == "42"
+
+
+def test_dapo_filter_and_refill_still_work_on_originals(partition):
+    q = [uid() for _ in range(4)]
+    policy = ScriptedPolicy({q[0]: [True] + [False] * 7, q[1]: [True] * 8, q[2]: [False] * 8,
+                             q[3]: [True, True, False, False, False, False, False, False]})
+    sim = RolloutSimulator(policy)
+    refills = []
+    extra = {uid(): [True, False] * 4 for _ in range(4)}
+    policy.correct.update(extra)
+    pending = list(extra)
+
+    def refill(k):
+        refills.append(k)
+        for _ in range(k):
+            u = pending.pop()
+            sim.run(sim.prompt(u, "What is 2 + 3?", "5", 9, step=2))  # newer than q[0]
+        return k
+
+    for i, u in enumerate(q[:3]):
+        sim.run(sim.prompt(u, f"Problem {i}: what is 6 times 7?", "42", i))
+    buf = SvsReplayBuffer(trainer_mode="sync", trainer_config={}, max_off_policy_threshold=8,
+                          max_off_policy_strategy="drop", sampler_kwargs={}, refill_fn=refill,
+                          svs={"synthesis_n": 4, "solve_n": 8, "max_seeds_per_problem": 1, "poll_interval_s": 0.05},
+                          filter_groups_metric="acc", train_batch_size=3, gen_batch_size=1, max_inflight_gen_batches=2)
+    buf.attach(sim)
+    batch, metrics = buf.sample(global_steps=1, partition_id="train", batch_size=3)
+    originals = {k.split("_")[0] for k in batch.keys if "-syn" not in k}
+    assert q[1] not in originals and q[2] not in originals          # zero-variance groups evicted by verl's DAPO
+    assert q[0] in originals and len(originals) == 3
+    assert refills and metrics["training/filter_groups/evicted_samples"] == 2
+    assert metrics["svs/seeds"] >= 1 and metrics["svs/update/vps_groups"] >= 1
+
+
+def test_svs_disabled_is_verl_replay_buffer(partition):
+    def fill():
+        ids = [uid() for _ in range(3)]
+        policy = ScriptedPolicy({u: [True] + [False] * 7 for u in ids})
+        sim = RolloutSimulator(policy)
+        for i, u in enumerate(ids):
+            sim.run(sim.prompt(u, "What is 6 times 7?", "42", i, step=(3, 1, 2)[i]))  # verl picks the oldest
+        return sim, ids
+
+    sim, ids = fill()
+    buf = make_buffer(sim, enable=False)
+    batch, metrics = buf.sample(global_steps=1, partition_id="train", batch_size=2)
+    assert sim.submitted == [] and not any(k.startswith("svs/") for k in metrics)
+    ours = sorted({k.split("_")[0] for k in batch.keys})
+    tq.kv_clear(keys=list((tq.kv_list("train") or {}).get("train", {})), partition_id="train")
+
+    sim, ids2 = fill()
+    ref = ReplayBuffer(trainer_mode="sync", trainer_config={}, max_off_policy_threshold=8,
+                       max_off_policy_strategy="drop", sampler_kwargs={}, poll_interval=0.05)
+    ref_batch, ref_metrics = ref.sample(global_steps=1, partition_id="train", batch_size=2)
+    theirs = sorted({k.split("_")[0] for k in ref_batch.keys})
+    assert {ids.index(u) for u in ours} == {ids2.index(u) for u in theirs} == {1, 2}
+    assert len(batch.keys) == len(ref_batch.keys) == 16 and metrics == ref_metrics
+
+
+def test_failed_solve_drops_its_family_and_is_counted(partition):
+    q1 = uid()
+    policy = ScriptedPolicy({q1: [True] + [False] * 7})
+    sim = RolloutSimulator(policy)
+    sim.run(sim.prompt(q1, "A farmer has 12 cows and buys 30 more. How many cows?", "42", 0))
+
+    def fail_first_solve(rows):
+        for row in rows:
+            if row["uid"].endswith("-v0"):
+                tq.kv_put(key=row["uid"], partition_id="train", tag={"status": "failure"})
+    sim.on_submit = fail_first_solve
+    buf = make_buffer(sim)
+    batch, metrics = buf.sample(global_steps=1, partition_id="train", batch_size=1)
+    groups = {k.split("_")[0] for k in batch.keys}
+    assert groups == {q1}                       # VPS unscored (a solve failed); v1 is 8/8: no SPA signal
+    assert metrics["svs/failed/solve"] == 1 and metrics["svs/vps_unscored"] == 1
+    assert set((tq.kv_list("train") or {}).get("train", {})) == set(batch.keys)
+
+
+def test_sampler_state_round_trip(partition):
+    q1 = uid()
+    sim = RolloutSimulator(ScriptedPolicy({q1: [True, True] + [False] * 6}))
+    sim.run(sim.prompt(q1, "A farmer has 12 cows and buys 30 more. How many cows?", "42", 7))
+    buf = make_buffer(sim)
+    buf.sample(global_steps=1, partition_id="train", batch_size=1)
+    state = json.loads(json.dumps(buf.state_dict()))
+    other = make_buffer(sim)
+    other.load_state_dict(state)
+    assert other.totals == buf.totals and other.totals["seeds"] == 1 and other.problem_stats == {"7": [1, 1]}
+    with pytest.raises(ValueError, match="version"):
+        other.load_state_dict({"version": 99})
+
+
+def test_bad_svs_settings_fail_at_construction():
+    with pytest.raises(ValueError, match="synthesis_nn"):
+        SvsReplayBuffer(trainer_mode="sync", trainer_config={}, max_off_policy_threshold=8,
+                        max_off_policy_strategy="drop", sampler_kwargs={}, svs={"synthesis_nn": 2})
+
+
+def test_trainer_submits_svs_rows_as_verl_rollout_batches(partition):
+    """SvsTrainer.svs_submit: rows -> verl's collate_fn/TensorDict -> verl's _submit_batch_to_rollout."""
+    import torch
+    from svs_test_helpers import build
+    from verl.utils.tensordict_utils import NonTensorData, NonTensorStack
+
+    trainer = build()
+    captured = []
+
+    class AgentLoopManager:  # receives what vLLM's agent loop workers would
+        def generate_sequences(self, batch):
+            captured.append(batch)
+
+    trainer.agent_loop_manager = AgentLoopManager()
+    trainer.global_steps = 3
+    row = {"uid": "abc-syn0", "raw_prompt": [{"role": "user", "content": "Solution: 6*7=42"}], "data_source": "toy",
+           "reward_model": {"ground_truth": "42", "style": "rule"}, "index": 4, "dummy_tensor": torch.zeros(1),
+           "extra_info": {"index": 4, "svs_role": "synthesis", "svs_parent_uid": "abc"}, "__rollout_n__": 4}
+    trainer.svs_submit([row, {**row, "uid": "abc-syn1"}])
+    tags = tq.kv_list("train")["train"]
+    assert tags["abc-syn0"] == {"is_prompt": True, "status": "pending", "global_steps": 3}
+    [batch] = captured
+    # unpack row 0 exactly as AgentLoopWorkerTQ.generate_sequences does
+    prompt = {k: (v[0] if isinstance(v, torch.Tensor) else v[0].data if isinstance(v, NonTensorStack) else v.data)
+              for k, v in batch.items() if isinstance(v, (torch.Tensor, NonTensorStack, NonTensorData))}
+    assert prompt["uid"] == "abc-syn0" and prompt["__rollout_n__"] == 4 and prompt["global_steps"] == 3
+    assert prompt["raw_prompt"] == row["raw_prompt"] and prompt["extra_info"]["svs_role"] == "synthesis"
+    assert prompt["index"] == 4 and prompt["reward_model"]["ground_truth"] == "42"
+
+
+def test_role_entropy_from_transfer_queue(partition):
+    import torch
+    from transfer_queue import KVBatchMeta
+    from verl.utils.tensordict_utils import list_of_dict_to_tensordict
+
+    from svs_verl.verl_plugin.trainer import role_entropy
+
+    keys = ["a_0_0", "a_1_0", "b-syn0_0_0", "b-syn0-v0_0_0"]
+    ents = [torch.tensor([1.0, 3.0]), torch.tensor([2.0]), torch.tensor([0.5, 0.5, 0.5]), torch.tensor([4.0])]
+    tq.kv_batch_put(keys=keys, partition_id="train", fields=list_of_dict_to_tensordict([{"entropy": e} for e in ents]),
+                    tags=[{"status": "success"}] * 4)
+    got = role_entropy(KVBatchMeta(partition_id="train", keys=keys, tags=[{}] * 4),
+                       {"a": "oqa", "b-syn0": "vps", "b-syn0-v0": "spa"})
+    assert got == {"svs/entropy/oqa": 2.0, "svs/entropy/vps": 0.5, "svs/entropy/spa": 4.0}

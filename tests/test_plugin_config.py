@@ -155,3 +155,17 @@ def test_dapo_config_builds_verls_own_trainer_and_buffer():
     t = get_trainer_cls(cfg.trainer.v1.trainer_mode)(cfg)
     assert type(t).__name__ == "PPOTrainerSync" and type(t.replay_buffer) is ReplayBuffer
     assert t.replay_buffer.filter_groups_metric == "acc"
+
+
+def test_gpu_run_overrides_compose_and_build(tmp_path):
+    """tests/gpu/svs_gpu_run.py's settings are valid keys: the GPU run cannot die of a typo."""
+    sys.path.insert(0, str(CONFIGS.parent / "tests" / "gpu"))
+    from svs_gpu_run import overrides
+
+    ov = overrides("/tmp/smol", tmp_path / "t.parquet", tmp_path / "v.parquet", 5, tmp_path)
+    trainer = build([o for o in ov if not o.startswith("data.train_batch_size")])
+    s = trainer.replay_buffer.settings
+    assert s.template == "oneline" and s.solve_template == "{problem} Answer with just the final number."
+    assert s.guards.leak_min_answer_chars is None and s.max_seeds_per_step == 16
+    assert compose("dapo", [o for o in ov if not o.startswith("svs.")]).reward.reward_kwargs.answer_extraction == \
+        "last_number"

@@ -191,7 +191,9 @@ def test_svs_disabled_is_verl_replay_buffer(partition):
     sim, ids = fill()
     buf = make_buffer(sim, enable=False)
     batch, metrics = buf.sample(global_steps=1, partition_id="train", batch_size=2)
-    assert sim.submitted == [] and not any(k.startswith("svs/") for k in metrics)
+    assert sim.submitted == [] and [k for k in metrics if k.startswith("svs/")] == ["svs/tokens/oqa"]
+    # all three groups were generated (identical responses), two were sampled
+    assert metrics.pop("svs/tokens/oqa") == sum(t["response_len"] for t in batch.tags) * 3 / 2
     ours = sorted({k.split("_")[0] for k in batch.keys})
     tq.kv_clear(keys=list((tq.kv_list("train") or {}).get("train", {})), partition_id="train")
 

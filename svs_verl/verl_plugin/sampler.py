@@ -82,6 +82,8 @@ class SvsReplayBuffer(ReplayBuffer):
         self.roles: dict[str, str] = {}          # uid -> role, for the last batch handed out
         self._seen: set[str] = set()             # originals already fed to the round this step
         self._task_columns: dict[str, dict] = {}  # task uid -> parent's prompt columns
+        self._gen_tokens: Counter[str] = Counter()  # generated tokens per role in the current step
+        self._counted: set[str] | None = None     # groups already counted (None outside sample())
         self.totals: Counter[str] = Counter()    # cumulative over the run (checkpointed)
         self.problem_stats: dict[str, list[int]] = {}  # original index -> [times underperforming, seeds]
 
@@ -93,8 +95,14 @@ class SvsReplayBuffer(ReplayBuffer):
 
     # -- the sample ----------------------------------------------------------------------------------
     def sample(self, global_steps: int, partition_id: str, batch_size: int) -> tuple[KVBatchMeta, dict]:
-        if partition_id == "val" or not self.settings.enable:
+        if partition_id == "val":
             return super().sample(global_steps, partition_id, batch_size)
+        self._gen_tokens = Counter()
+        self._counted = set()
+        if not self.settings.enable:  # verl's own sampling; only the generated-token count is added
+            batch, metrics = super().sample(global_steps, partition_id, batch_size)
+            metrics["svs/tokens/oqa"] = float(self._gen_tokens["oqa"])
+            return batch, metrics
         if self.host is None:
             raise RuntimeError("SvsReplayBuffer has no host: run it with trainer.v1.trainer_mode=svs")
         t0 = time.monotonic()
@@ -118,15 +126,31 @@ class SvsReplayBuffer(ReplayBuffer):
     # -- hooks into verl's poll loop -----------------------------------------------------------------
     def _sync_metadata_from_transfer_queue(self):
         super()._sync_metadata_from_transfer_queue()
+        pid = "train"
+        if self._counted is not None:
+            self._count_generated_tokens(pid)
         if self.round is None:
             return
-        pid = "train"
         self._advance(pid)
         svs_uids = self._svs_uids()
         for status_keys in (self.pending_keys, self.running_keys, self.finished_keys, self.failure_keys):
             status_keys[pid].difference_update(svs_uids)
         for uid in svs_uids:
             self.prompt_global_steps[pid].pop(uid, None)
+
+    def _count_generated_tokens(self, pid: str) -> None:
+        """Tokens generated this step per role, every finished group counted once (evicted ones too)."""
+        done = (self.finished_keys[pid] | self.failure_keys[pid]) - self._counted
+        if not done:
+            return
+        for key, tag in self.partitions[pid].items():
+            uid = key.split("_")[0]
+            if uid in done:
+                role = "oqa"
+                if self.round is not None:
+                    role = "vps" if uid in self.round.syntheses else "spa" if uid in self.round.solves else "oqa"
+                self._gen_tokens[role] += int(tag.get("response_len", 0))
+        self._counted |= done
 
     def _svs_uids(self) -> set[str]:
         return set(self.round.syntheses) | set(self.round.solves) if self.round else set()
@@ -311,20 +335,15 @@ class SvsReplayBuffer(ReplayBuffer):
 
         new_keys, new_tags = list(batch.keys), list(batch.tags)
         self.roles = {key.split("_")[0]: "oqa" for key in batch.keys}
-        tokens: Counter[str] = Counter()
-        for uid in all_svs:
-            role = "vps" if uid in rnd.syntheses else "spa"
-            tokens[role] += sum(int(snapshot[k].get("response_len", 0)) for k in by_uid.get(uid, []))
         for uid in kept:
             self.roles[uid] = "vps" if uid in rnd.syntheses else "spa"
             for key in self._group_keys(pid, uid):
                 new_keys.append(key)
                 new_tags.append(snapshot[key])
-        tokens["oqa"] = sum(int(t.get("response_len", 0)) for t in batch.tags)
 
         metrics = dict(plan.metrics)
         for role in ROLES:
-            metrics[f"svs/tokens/{role}"] = float(tokens[role])
+            metrics[f"svs/tokens/{role}"] = float(self._gen_tokens[role])
             metrics[f"svs/samples/{role}"] = float(sum(1 for u in self.roles.values() if u == role))
         for name, value in rnd.counts.items():
             self.totals[name] += value

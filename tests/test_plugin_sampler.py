@@ -225,6 +225,20 @@ def test_failed_solve_drops_its_family_and_is_counted(partition):
     assert set((tq.kv_list("train") or {}).get("train", {})) == set(batch.keys)
 
 
+def test_rollout_submission_error_is_counted_not_fatal(partition):
+    q1 = uid()
+    sim = RolloutSimulator(ScriptedPolicy({q1: [True] + [False] * 7}))
+    sim.run(sim.prompt(q1, "A farmer has 12 cows and buys 30 more. How many cows?", "42", 0))
+
+    def broken(rows):
+        raise ConnectionError("rollout workers unreachable")
+    sim.svs_submit = broken
+    buf = make_buffer(sim)
+    batch, metrics = buf.sample(global_steps=1, partition_id="train", batch_size=1)
+    assert {k.split("_")[0] for k in batch.keys} == {q1}
+    assert metrics["svs/submit_failed"] == 1 and metrics["svs/failed/synthesis"] == 1
+
+
 def test_sampler_state_round_trip(partition):
     q1 = uid()
     sim = RolloutSimulator(ScriptedPolicy({q1: [True, True] + [False] * 6}))

@@ -102,6 +102,7 @@ class SvsReplayBuffer(ReplayBuffer):
         if not self.settings.enable:  # verl's own sampling; only the generated-token count is added
             batch, metrics = super().sample(global_steps, partition_id, batch_size)
             metrics["svs/tokens/oqa"] = float(self._gen_tokens["oqa"])
+            self._counted = None
             return batch, metrics
         if self.host is None:
             raise RuntimeError("SvsReplayBuffer has no host: run it with trainer.v1.trainer_mode=svs")
@@ -121,6 +122,7 @@ class SvsReplayBuffer(ReplayBuffer):
         metrics["svs/time/originals_s"] = t_originals
         metrics["svs/time/tail_s"] = time.monotonic() - t0 - t_originals
         self._dump(global_steps, plan.records)
+        self._counted = None
         return batch, metrics
 
     # -- hooks into verl's poll loop -----------------------------------------------------------------
@@ -213,7 +215,13 @@ class SvsReplayBuffer(ReplayBuffer):
             solve_tasks += tasks
         rows = [self._synthesis_row(t) for t in synth_tasks] + [self._solve_row(t) for t in solve_tasks]
         if rows:
-            self.host.svs_submit(rows)
+            try:
+                self.host.svs_submit(rows)
+            except Exception as exc:  # noqa: BLE001 - a lost submission costs its family, not the run
+                logger.error("SvS: submitting %d prompt(s) to the rollout failed: %s", len(rows), exc)
+                for row in rows:
+                    rnd.fail(row["uid"])
+                rnd.counts["submit_failed"] += len(rows)
 
     def _correctness(self, pid: str, uids: Sequence[str], keys: dict[str, list[str]]) -> dict[str, list[bool]]:
         flat = [k for u in uids for k in keys[u]]

@@ -139,3 +139,53 @@ def test_rules_helpers():
     assert rules.answer_line("work\nFinal answer: 12.\n") == "12"
     assert rules.normalize(r"\$ 1{,}000 \$") != ""  # never empty for non-empty text
     assert rules.compare("3/6", "0.5") is True and rules.compare("2x", "x*2") is None
+
+
+def test_a_slow_item_does_not_hold_up_other_threads():
+    """Reward managers verify one trajectory per thread: a stuck check must tie up one worker, not the pool."""
+    slow, fast = {}, {}
+
+    def run_slow():
+        t0 = time.monotonic()
+        [v] = verify_batch([r"\boxed{10^{10^{10}}!}"], ["1"], timeout_s=4.0)
+        slow["v"], slow["s"] = v.reason, time.monotonic() - t0
+
+    def run_fast(k):
+        t0 = time.monotonic()
+        [v] = verify_batch([r"\boxed{\sqrt{2}/2}"], [r"\frac{\sqrt{2}}{2}"], timeout_s=4.0)
+        fast[k] = (v.reason, time.monotonic() - t0)
+
+    first = threading.Thread(target=run_slow)
+    first.start()
+    time.sleep(0.3)
+    others = [threading.Thread(target=run_fast, args=(k,)) for k in range(4)]
+    for t in others:
+        t.start()
+    for t in [first, *others]:
+        t.join(timeout=60)
+    assert slow["v"] == "timeout"
+    assert all(reason == "match" and took < 2.0 for reason, took in fast.values()) and len(fast) == 4, fast
+
+
+def test_answer_line_is_linear_on_long_runs_of_spaces():
+    t0 = time.monotonic()
+    [v] = verify_batch(["The answer is 1" + " " * 64000 + "ok"], ["1"], timeout_s=1.0)
+    assert time.monotonic() - t0 < 2.0 and v.reason in REASONS
+
+
+@pytest.mark.parametrize("cand,gold", [("2 x", "2"), ("3 pi", "3"), ("2 i", "2"), ("2 x^2", "2"), ("4 r", "4")])
+def test_variables_are_not_stripped_as_units(cand, gold):
+    assert rules.compare(cand, gold) is None  # left to math-verify, never a rule "match"
+    assert not verify_batch([f"\\boxed{{{cand}}}"], [gold])[0].correct
+
+
+def test_zero_workers_setting_still_verifies(monkeypatch):
+    from svs_verl.verify.pool import VerifierPool
+
+    monkeypatch.setenv("SVS_VERIFY_WORKERS", "0")
+    pool = VerifierPool()
+    try:
+        assert pool.size == 1
+        assert pool.run([("1/2", "\\frac{1}{2}", False)], 5.0)[0][0] == "match"
+    finally:
+        pool.close()

@@ -4,7 +4,8 @@
   children, so starting one is safe from any thread (Ray actors run reward code in threads) and does not
   re-import the caller's ``__main__``.
 * A worker that misses an item's deadline is killed and replaced; the item's verdict is ``timeout``.
-* ``run`` may be called from many threads at once; calls share the workers under one lock.
+* ``run`` may be called from many threads at once; workers are checked out per item, so one slow item
+  holds one worker and never the others' calls.
 * Workers start lazily, on the first item the rule path cannot settle.
 """
 
@@ -56,123 +57,149 @@ class _Worker:
 
 
 class VerifierPool:
+    """Workers are checked out per item, so concurrent callers share them: a slow item ties up one worker,
+    never the pool. A background thread per starting worker waits for its ready message."""
+
     START_TIMEOUT_S = 120.0
+    MAX_START_FAILURES = 3  # in a row; then callers get an `error` verdict instead of a respawn loop
 
     def __init__(self, size: int | None = None) -> None:
-        self.size = size or int(os.environ.get("SVS_VERIFY_WORKERS", min(4, os.cpu_count() or 1)))
-        self._lock = threading.Lock()
-        self._workers: list[_Worker] = []
-        self.replaced = 0  # workers killed for missing a deadline or dying
+        requested = size or int(os.environ.get("SVS_VERIFY_WORKERS", min(4, os.cpu_count() or 1)))
+        self.size = max(1, requested)
+        self._cond = threading.Condition()
+        self._free: list[_Worker] = []
+        self._alive = 0             # started or starting, not yet discarded
+        self._start_failures = 0
+        self.last_start_error = ""
+        self.replaced = 0           # workers killed for missing a deadline or dying
 
-    def _ensure(self) -> None:
-        for dead in [w for w in self._workers if w.proc.poll() is not None]:
-            dead.kill()
-            self._workers.remove(dead)
-        while len(self._workers) < self.size:
-            self._workers.append(_Worker())
+    # -- worker lifecycle (all under self._cond) -----------------------------------------------------
+    def _spawn(self) -> None:
+        self._alive += 1
+        threading.Thread(target=self._start_worker, name="svs-verify-start", daemon=True).start()
 
-    def _replace(self, worker: _Worker) -> None:
+    def _start_worker(self) -> None:
+        worker, error = None, ""
+        try:
+            worker = _Worker()
+            if worker.inp.poll(self.START_TIMEOUT_S):
+                status, detail = worker.inp.recv()
+                error = "" if status == "ready" else str(detail)
+            else:
+                error = f"no ready message within {self.START_TIMEOUT_S:g} s"
+        except Exception as exc:  # noqa: BLE001 - reported through the verdicts
+            error = f"{type(exc).__name__}: {exc}"
+        with self._cond:
+            if error:
+                self._alive -= 1
+                self._start_failures += 1
+                self.last_start_error = error
+                log.error("svs-verl verifier worker failed to start: %s", error)
+                if worker is not None:
+                    worker.kill()
+            else:
+                worker.ready = True
+                self._start_failures = 0
+                self._free.append(worker)
+            self._cond.notify_all()
+
+    def _acquire(self, deadline: float) -> _Worker | None:
+        """A free worker, or None when none frees up (or starts) before ``deadline``."""
+        with self._cond:
+            while True:
+                while self._free:
+                    worker = self._free.pop()
+                    if worker.proc.poll() is None:
+                        return worker
+                    worker.kill()  # died while idle
+                    self._alive -= 1
+                if self._start_failures >= self.MAX_START_FAILURES:
+                    return None
+                if self._alive < self.size:
+                    self._spawn()
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return None
+                self._cond.wait(remaining)
+
+    def _release(self, worker: _Worker) -> None:
+        with self._cond:
+            self._free.append(worker)
+            self._cond.notify_all()
+
+    def _discard(self, worker: _Worker) -> None:
         worker.kill()
-        self.replaced += 1
-        self._workers.remove(worker)
-        self._workers.append(_Worker())
+        with self._cond:
+            self._alive -= 1
+            self.replaced += 1
+            self._cond.notify_all()
 
     def warm_up(self) -> None:
         """Start the workers and wait until each has imported math-verify."""
-        with self._lock:
-            self._ensure()
-            self._wait_ready(deadline=time.monotonic() + self.START_TIMEOUT_S)
+        deadline = time.monotonic() + self.START_TIMEOUT_S
+        with self._cond:
+            while self._alive < self.size:
+                self._spawn()
+            while len(self._free) < self._alive and self._start_failures < self.MAX_START_FAILURES:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._cond.wait(remaining)
 
-    def _wait_ready(self, deadline: float) -> None:
-        starting = [w for w in self._workers if not w.ready]
-        while starting and time.monotonic() < deadline:
-            for conn in wait([w.inp for w in starting], timeout=deadline - time.monotonic()):
-                worker = next(w for w in starting if w.inp is conn)
-                self._on_start_message(worker)
-            starting = [w for w in self._workers if not w.ready]
-
-    def _on_start_message(self, worker: _Worker) -> None:
-        try:
-            status, detail = worker.inp.recv()
-        except (EOFError, OSError):
-            status, detail = "failed", f"exit code {worker.proc.poll()}"
-        if status == "ready":
-            worker.ready = True
-            return
-        worker.kill()
-        self._workers.remove(worker)
-        raise RuntimeError(f"svs-verl verifier worker failed to start: {detail}")
-
+    # -- checking ------------------------------------------------------------------------------------
     def run(self, items: list[tuple[str, str, bool]], timeout_s: float) -> list[tuple[str, str]]:
         """Check ``(gold, pred, is_full_text)`` items; each gets at most ``timeout_s`` of a worker's time."""
         results: list[tuple[str, str] | None] = [None] * len(items)
-        if not items:
-            return []
-        with self._lock:
-            self._ensure()
-            pending = deque(range(len(items)))
-            busy: dict[Connection, tuple[_Worker, int, float]] = {}
-            start_deadline = time.monotonic() + self.START_TIMEOUT_S
-            while pending or busy:
-                for worker in self._workers:
-                    if not pending:
-                        break
-                    if worker.ready and all(w is not worker for w, _, _ in busy.values()):
-                        i = pending.popleft()
-                        gold, pred, full = items[i]
-                        try:
-                            worker.out.send((gold, pred, full, timeout_s))
-                        except (OSError, ValueError):
-                            pending.appendleft(i)
-                            self._replace(worker)
-                            break
-                        busy[worker.inp] = (worker, i, time.monotonic() + timeout_s)
-                starting = [w for w in self._workers if not w.ready]
-                if not busy and not starting:
-                    self._ensure()
-                    continue
-                if not busy and time.monotonic() > start_deadline:
-                    for i in pending:
-                        results[i] = ("error", "verifier workers did not start in time")
+        pending = deque(range(len(items)))
+        busy: dict[Connection, tuple[_Worker, int, float]] = {}
+        start_deadline = time.monotonic() + self.START_TIMEOUT_S
+        while pending or busy:
+            while pending:  # never wait for a worker while this call has items in flight
+                worker = self._acquire(time.monotonic() if busy else start_deadline)
+                if worker is None:
                     break
-                deadlines = [d for _, _, d in busy.values()]
-                wait_s = max(0.0, min(deadlines) - time.monotonic()) if deadlines else 0.5
-                watched = list(busy) + [w.inp for w in starting]
-                for conn in wait(watched, timeout=wait_s):
-                    if conn in busy:
-                        worker, i, _ = busy.pop(conn)
-                        try:
-                            results[i] = conn.recv()
-                        except (EOFError, OSError):
-                            results[i] = ("error", "verifier worker died")
-                            self._replace(worker)
-                    else:
-                        worker = next(w for w in starting if w.inp is conn)
-                        try:
-                            self._on_start_message(worker)
-                        except RuntimeError as exc:
-                            if not any(w.ready for w in self._workers):
-                                for i in pending:
-                                    results[i] = ("error", str(exc))
-                                pending.clear()
-                            log.error("%s", exc)
-                now = time.monotonic()
-                for conn, (worker, i, deadline) in list(busy.items()):
-                    if now >= deadline:
-                        busy.pop(conn)
-                        results[i] = ("timeout", f"no verdict within {timeout_s:g} s")
-                        self._replace(worker)
+                i = pending.popleft()
+                gold, pred, full = items[i]
+                try:
+                    worker.out.send((gold, pred, full, timeout_s))
+                except (OSError, ValueError):
+                    pending.appendleft(i)
+                    self._discard(worker)
+                    continue
+                busy[worker.inp] = (worker, i, time.monotonic() + timeout_s)
+            if not busy:  # no worker could be had at all
+                why = self.last_start_error or "no verifier worker became free in time"
+                for i in pending:
+                    results[i] = ("error", f"verifier workers unavailable: {why}")
+                break
+            wait_s = max(0.0, min(d for _, _, d in busy.values()) - time.monotonic())
+            for conn in wait(list(busy), timeout=wait_s):
+                worker, i, _ = busy.pop(conn)
+                try:
+                    results[i] = conn.recv()
+                except (EOFError, OSError):
+                    results[i] = ("error", "verifier worker died")
+                    self._discard(worker)
+                else:
+                    self._release(worker)
+            now = time.monotonic()
+            for conn, (worker, i, deadline) in list(busy.items()):
+                if now >= deadline:
+                    busy.pop(conn)
+                    results[i] = ("timeout", f"no verdict within {timeout_s:g} s")
+                    self._discard(worker)
         return [r if r is not None else ("error", "not checked") for r in results]
 
     def close(self) -> None:
-        with self._lock:
-            for worker in self._workers:
+        with self._cond:
+            for worker in self._free:
                 try:
                     worker.out.send(None)
                 except (OSError, ValueError):
                     pass
                 worker.kill()
-            self._workers.clear()
+            self._alive -= len(self._free)
+            self._free.clear()
 
 
 _POOL: VerifierPool | None = None

@@ -43,20 +43,28 @@ def last_boxed(text: str) -> str | None:
     return m.group(1) if m else None
 
 
-_ANSWER_LINE = re.compile(r"(?im)^[^\n]*?\b(?:final\s+answer|answer)\b\s*(?:is\s*:?|:)\s*([^\n]+?)\s*$")
+_ANSWER_LEAD = re.compile(r"\b(?:final\s+answer|answer)\b\s*(?:is\s*:?|:)", re.IGNORECASE)
 _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?|-?\.\d+")
 
 
 def answer_line(text: str) -> str | None:
-    """The answer of the last ``Answer: x`` / ``The final answer is x`` line."""
-    found = None
-    for found in _ANSWER_LINE.finditer(text):
-        pass
-    if not found:
-        return None
-    ans = found.group(1).strip()
-    boxed = last_boxed(ans)
-    return boxed if boxed is not None else ans.rstrip(".")
+    """The answer of the last ``Answer: x`` / ``The final answer is x`` line (linear time: no backtracking
+    over the answer text, whatever runs of spaces it holds)."""
+    lower = text.lower()
+    end = len(text)
+    while end > 0:
+        start = text.rfind("\n", 0, end) + 1
+        if "answer" in lower[start:end]:
+            found = None
+            for found in _ANSWER_LEAD.finditer(text, start, end):
+                pass
+            if found:
+                ans = text[found.end():end].strip()
+                if ans:
+                    boxed = last_boxed(ans)
+                    return boxed if boxed is not None else ans.rstrip(".").strip()
+        end = start - 1
+    return None
 
 
 def last_number(text: str) -> str | None:
@@ -89,8 +97,15 @@ def extract(text: str, mode: str = "auto") -> str | None:
 _DROP = [r"\left", r"\right", r"\!", r"\,", r"\;", r"\:", r"\ ", "~", "$", r"\displaystyle"]
 _TEXT_WRAP = re.compile(r"\\(?:text|textbf|mathrm|mbox|mathbf|operatorname)\s*\{([^{}]*)\}")
 _DEGREE = re.compile(r"\^\s*\{?\s*\\circ\s*\}?|°")
-# a unit after a number, separated by a space ("5 cm", "3 m/s"); "22i" or "2pi" are left alone
-_UNIT_TAIL = re.compile(r"(?<=[\d}])\s+[a-zA-Z]{1,12}(?:\^?\d)?(?:\s*/\s*[a-zA-Z]{1,8})?\.?$")
+# units dropped after a number ("5 cm", "12 apples"); variables and constants ("2 x", "3 pi", "2 i") are not units
+UNITS = frozenset("""
+    mm cm dm km meter meters metre metres centimeter centimeters kilometer kilometers inch inches ft feet foot
+    yard yards mile miles mg kg gram grams kilogram kilograms lb lbs pound pounds oz ounce ounces ml liter liters
+    litre litres gallon gallons sec secs second seconds min mins minute minutes hr hrs hour hours day days week weeks
+    month months year years mph kph dollar dollars cent cents euro euros unit units degree degrees deg percent
+    people persons students apples books cookies marbles eggs cars coins points ways times
+""".split())
+_UNIT_TAIL = re.compile(r"(?<=[\d}])\s+([a-zA-Z]{2,12})(?:\^?\d)?\.?$")
 _ASSIGN = re.compile(r"^[a-zA-Z](?:_\{?\w+\}?)?\s*=\s*(?=[^=])")
 _THOUSANDS = re.compile(r"^-?\d{1,3}(?:,\d{3})+(?:\.\d+)?$")
 
@@ -105,12 +120,13 @@ def normalize(ans: str) -> str:
     s = s.replace(r"\%", "").replace("%", "")
     s = s.strip().rstrip(".").strip()
     s = _ASSIGN.sub("", s)
-    if re.fullmatch(r"-?[\d.,]+\s+[a-zA-Z][a-zA-Z\d^/ ]*\.?", s):
-        s = _UNIT_TAIL.sub("", s)
-    s = re.sub(r"\s+", "", s)
-    if _THOUSANDS.match(s):
+    unit = _UNIT_TAIL.search(s)
+    if unit and unit.group(1).lower() in UNITS and re.fullmatch(r"-?[\d.,]+", s[:unit.start()].strip()):
+        s = s[:unit.start()]
+    s = s.strip()
+    if _THOUSANDS.match(s):  # before spaces go: "1, 234" is a pair, "1,234" a number
         s = s.replace(",", "")
-    return s
+    return re.sub(r"\s+", "", s)
 
 
 _FRAC = re.compile(r"^(-?)\\frac\{(-?\d+)\}\{(-?\d+)\}$|^(-?)\\frac(\d)(\d)$")

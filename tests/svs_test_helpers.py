@@ -103,6 +103,7 @@ class RolloutSimulator:
         self.global_steps = step
         self.submitted: list[list[dict]] = []   # every svs_submit call, in order
         self.on_submit: Callable[[list[dict]], None] | None = None
+        self.hold_roles: set[str] = set()       # SvS roles whose groups never finish (a stuck rollout)
         self.manager = SvsRewardManager(reward_config(**(reward_kwargs or {})), char_tokenizer(), None)
         self._loop = asyncio.new_event_loop()
         self._lock = threading.Lock()
@@ -123,7 +124,8 @@ class RolloutSimulator:
                         tags=[{"is_prompt": True, "status": "pending", "global_steps": self.global_steps}
                               for _ in rows])
         for row in rows:
-            self.run(row, status="finished")
+            held = row["extra_info"].get("svs_role") in self.hold_roles
+            self.run(row, status="running" if held else "finished")
         if self.on_submit:
             self.on_submit(rows)
 

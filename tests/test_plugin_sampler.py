@@ -137,7 +137,7 @@ def test_svs_step_streams_synthesis_and_solves_into_the_batch(partition, tmp_pat
     assert metrics["svs/reject/no_fence"] == 2 and metrics["svs/reject/reveals_answer"] == 2
     assert metrics["svs/valid_ratio"] == 0.5 and metrics["svs/vps/reward_mean"] == 0.25
     assert metrics["svs/update/vps_groups"] == 2 and metrics["svs/update/spa_groups"] == 2
-    assert metrics["svs/samples/vps"] == 2 and metrics["svs/samples/spa"] == 2 and metrics["svs/samples/oqa"] == 3
+    assert (metrics["svs/samples/oqa"], metrics["svs/samples/vps"], metrics["svs/samples/spa"]) == (24, 8, 16)
     assert metrics["svs/tokens/vps"] > 0 and metrics["svs/tokens/spa"] > 0 and metrics["svs/tokens/oqa"] > 0
 
     records = [json.loads(line) for line in (tmp_path / "dump" / "syntheses_step000001.jsonl").read_text().splitlines()]
@@ -239,6 +239,36 @@ def test_rollout_submission_error_is_counted_not_fatal(partition):
     assert metrics["svs/submit_failed"] == 1 and metrics["svs/failed/synthesis"] == 1
 
 
+def test_prompts_over_the_budget_are_left_out_and_counted(partition):
+    q1 = uid()
+    sim = RolloutSimulator(ScriptedPolicy({q1: [True] + [False] * 7}))
+    sim.run(sim.prompt(q1, "A farmer has 12 cows and buys 30 more. How many cows?", "42", 0))
+    sim.svs_prompt_fits = lambda messages: False
+    batch, metrics = make_buffer(sim).sample(global_steps=1, partition_id="train", batch_size=1)
+    assert sim.submitted == [] and {k.split("_")[0] for k in batch.keys} == {q1}
+    assert metrics["svs/prompt_too_long"] == 1 and metrics["svs/failed/synthesis"] == 1
+
+
+def test_tail_timeout_abandons_stuck_work_and_clears_its_late_writes(partition):
+    q1, q2 = uid(), uid()
+    sim = RolloutSimulator(ScriptedPolicy({q1: [True] + [False] * 7, q2: [True] * 8}))
+    sim.hold_roles = {"synthesis"}                       # the synthesis rollout never finishes
+    sim.run(sim.prompt(q1, "A farmer has 12 cows and buys 30 more. How many cows?", "42", 0))
+    buf = SvsReplayBuffer(trainer_mode="sync", trainer_config={}, max_off_policy_threshold=8,
+                          max_off_policy_strategy="drop", sampler_kwargs={},
+                          svs={"synthesis_n": 4, "max_seeds_per_problem": 1, "poll_interval_s": 0.05,
+                               "tail_timeout_s": 0.5})
+    buf.attach(sim)
+    batch, metrics = buf.sample(global_steps=1, partition_id="train", batch_size=1)
+    assert {k.split("_")[0] for k in batch.keys} == {q1} and metrics["svs/tail_timeout"] == 1
+    tq.kv_clear(keys=list(batch.keys), partition_id="train")      # what verl's fit does after the update
+    sim.finish(f"{q1}-syn0")                                      # the stuck rollout ends late
+    sim.run(sim.prompt(q2, "What is 40 + 2?", "42", 1, step=2))
+    batch2, _ = buf.sample(global_steps=2, partition_id="train", batch_size=1)
+    assert {k.split("_")[0] for k in batch2.keys} == {q2}
+    assert set((tq.kv_list("train") or {}).get("train", {})) == set(batch2.keys)   # nothing of q1's family left
+
+
 def test_sampler_state_round_trip(partition):
     q1 = uid()
     sim = RolloutSimulator(ScriptedPolicy({q1: [True, True] + [False] * 6}))
@@ -262,7 +292,7 @@ def test_bad_svs_settings_fail_at_construction():
 def test_trainer_submits_svs_rows_as_verl_rollout_batches(partition):
     """SvsTrainer.svs_submit: rows -> verl's collate_fn/TensorDict -> verl's _submit_batch_to_rollout."""
     import torch
-    from svs_test_helpers import build
+    from svs_test_helpers import build, char_tokenizer
     from verl.utils.tensordict_utils import NonTensorData, NonTensorStack
 
     trainer = build()
@@ -278,6 +308,11 @@ def test_trainer_submits_svs_rows_as_verl_rollout_batches(partition):
            "reward_model": {"ground_truth": "42", "style": "rule"}, "index": 4, "dummy_tensor": torch.zeros(1),
            "extra_info": {"index": 4, "svs_role": "synthesis", "svs_parent_uid": "abc"}, "__rollout_n__": 4}
     trainer.svs_submit([row, {**row, "uid": "abc-syn1"}])
+    tok = char_tokenizer()
+    tok.chat_template = "{% for m in messages %}{{ m['content'] }}{% endfor %}"
+    trainer.tokenizer = tok
+    assert trainer.svs_prompt_fits([{"role": "user", "content": "x" * 100}])
+    assert not trainer.svs_prompt_fits([{"role": "user", "content": "x" * 5000}])   # prompt_length 4096
     tags = tq.kv_list("train")["train"]
     assert tags["abc-syn0"] == {"is_prompt": True, "status": "pending", "global_steps": 3}
     [batch] = captured

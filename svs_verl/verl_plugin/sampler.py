@@ -84,6 +84,7 @@ class SvsReplayBuffer(ReplayBuffer):
         self._task_columns: dict[str, dict] = {}  # task uid -> parent's prompt columns
         self._gen_tokens: Counter[str] = Counter()  # generated tokens per role in the current step
         self._counted: set[str] | None = None     # groups already counted (None outside sample())
+        self._orphans: set[str] = set()           # abandoned task uids whose late writes get cleared
         self.totals: Counter[str] = Counter()    # cumulative over the run (checkpointed)
         self.problem_stats: dict[str, list[int]] = {}  # original index -> [times underperforming, seeds]
 
@@ -129,6 +130,8 @@ class SvsReplayBuffer(ReplayBuffer):
     def _sync_metadata_from_transfer_queue(self):
         super()._sync_metadata_from_transfer_queue()
         pid = "train"
+        if self._orphans:
+            self._clear_orphans(pid)
         if self._counted is not None:
             self._count_generated_tokens(pid)
         if self.round is None:
@@ -139,6 +142,18 @@ class SvsReplayBuffer(ReplayBuffer):
             status_keys[pid].difference_update(svs_uids)
         for uid in svs_uids:
             self.prompt_global_steps[pid].pop(uid, None)
+
+    def _clear_orphans(self, pid: str) -> None:
+        """Remove what abandoned SvS tasks (tail timeout) write after their step: their rollouts are not
+        aborted, so their trajectories and status may still arrive; they are never trained on."""
+        late = [k for k in self.partitions[pid] if k.split("_")[0] in self._orphans]
+        late += [u for u in self._orphans if u in self.prompt_global_steps[pid]]
+        if late:
+            tq.kv_clear(partition_id=pid, keys=late)
+            for key in late:
+                self.partitions[pid].pop(key, None)
+            for status_keys in (self.pending_keys, self.running_keys, self.finished_keys, self.failure_keys):
+                status_keys[pid].difference_update(self._orphans)
 
     def _count_generated_tokens(self, pid: str) -> None:
         """Tokens generated this step per role, every finished group counted once (evicted ones too)."""
@@ -188,7 +203,10 @@ class SvsReplayBuffer(ReplayBuffer):
             return
         acc = self._correctness(pid, [u for u in new_orig + new_solve], keys)
         for uid in new_solve:
-            rnd.add_solves(uid, acc[uid])
+            if acc[uid]:
+                rnd.add_solves(uid, acc[uid])
+            else:  # finished without a single trajectory: cannot be scored
+                rnd.fail(uid)
 
         band = self.settings.underperforming()
         seeded = [u for u in new_orig if acc[u] and band.contains(sum(acc[u]), len(acc[u]))]
@@ -209,11 +227,21 @@ class SvsReplayBuffer(ReplayBuffer):
             self._note_problem(cols, len(tasks))
         solve_tasks: list[SolveTask] = []
         for uid in new_syn:
+            if not texts[uid]:
+                rnd.fail(uid)
+                continue
             tasks = rnd.add_syntheses(uid, texts[uid])
             for t in tasks:
                 self._task_columns[t.uid] = self._task_columns[uid]
             solve_tasks += tasks
         rows = [self._synthesis_row(t) for t in synth_tasks] + [self._solve_row(t) for t in solve_tasks]
+        fits = getattr(self.host, "svs_prompt_fits", None)
+        if fits is not None and rows:
+            too_long = [r for r in rows if not fits(r["raw_prompt"])]
+            for row in too_long:  # verl would silently left-truncate it: leave the family out instead
+                rnd.fail(row["uid"])
+            rnd.counts["prompt_too_long"] += len(too_long)
+            rows = [r for r in rows if r not in too_long]
         if rows:
             try:
                 self.host.svs_submit(rows)
@@ -308,6 +336,7 @@ class SvsReplayBuffer(ReplayBuffer):
                 for uid in outstanding:
                     self.round.fail(uid)
                 self.round.counts["tail_timeout"] += len(outstanding)
+                self._orphans.update(outstanding)
                 return
             time.sleep(self.poll_interval)
 
@@ -322,14 +351,15 @@ class SvsReplayBuffer(ReplayBuffer):
             if uid in all_svs:
                 by_uid[uid].append(key)
 
-        # synthesis rewards -> rm_scores of the synthesis trajectories (the reward manager wrote 0 there)
+        # synthesis rewards -> rm_scores of the synthesis trajectories (the reward manager wrote 0 there);
+        # rewards[j] belongs to the j-th session present, and every output of a session gets it
         keys, fields = [], []
         for uid, rewards in plan.syntheses.items():
-            for key in self._group_keys(pid, uid):
-                session, _ = _session_of(key)
+            position = {_session_of(k)[0]: j for j, k in enumerate(self._group_keys(pid, uid))}
+            for key in by_uid[uid]:
                 length = int(snapshot[key].get("response_len", 0))
                 scores = torch.zeros(max(length, 1), dtype=torch.float32)
-                scores[-1] = float(rewards[session])
+                scores[-1] = float(rewards[position[_session_of(key)[0]]])
                 keys.append(key)
                 fields.append({"rm_scores": scores})
         if keys:
@@ -345,14 +375,14 @@ class SvsReplayBuffer(ReplayBuffer):
         self.roles = {key.split("_")[0]: "oqa" for key in batch.keys}
         for uid in kept:
             self.roles[uid] = "vps" if uid in rnd.syntheses else "spa"
-            for key in self._group_keys(pid, uid):
+            for key in sorted(by_uid[uid], key=_session_of):
                 new_keys.append(key)
                 new_tags.append(snapshot[key])
 
         metrics = dict(plan.metrics)
         for role in ROLES:
             metrics[f"svs/tokens/{role}"] = float(self._gen_tokens[role])
-            metrics[f"svs/samples/{role}"] = float(sum(1 for u in self.roles.values() if u == role))
+            metrics[f"svs/samples/{role}"] = float(sum(1 for k in new_keys if self.roles[k.split("_")[0]] == role))
         for name, value in rnd.counts.items():
             self.totals[name] += value
         metrics["svs/total/seeds"] = float(self.totals["seeds"])

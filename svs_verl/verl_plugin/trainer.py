@@ -6,7 +6,7 @@ What it adds to ``PPOTrainerSync``:
   that verl gives only its built-in buffer, and attaches itself as the buffer's host: the buffer submits
   synthesis and solve prompts through ``svs_submit`` into the same rollout verl's own prompts go to;
 * per-role entropy (``svs/entropy/{oqa,vps,spa}``) from the entropies verl already computes;
-* a weight-sync counter (``svs/perf/weight_syncs``), to show SvS adds none;
+* a counter of the weight-sync hooks verl calls (``svs/perf/weight_syncs``; SvS itself calls none);
 * SvS sampler state saved with verl's checkpoints (``svs_state.json``) and restored on resume.
 
 The registered name is ``svs``, but verl's base class compares ``trainer_mode`` with ``"sync"`` to pick
@@ -53,6 +53,11 @@ def check_config(config) -> None:
                          "{path: pkg://svs_verl.verl_plugin.sampler, name: SvsReplayBuffer}, "
                          f"got {dict(custom)}")
     manager = config.reward.reward_manager
+    reward_model = config.reward.get("reward_model", None) or {}
+    if svs.get("enable", True) and reward_model.get("enable", False) and not reward_model.get("enable_resource_pool", False):
+        raise ValueError("SvS needs rewards while the rollout runs: a colocated reward model "
+                         "(reward.reward_model.enable=true without enable_resource_pool) scores after sampling "
+                         "and would overwrite the synthesis rewards")
     if svs.get("enable", True) and manager.get("name") != "svs":
         raise ValueError(f"SvS needs the role-aware reward manager: set reward.reward_manager.name=svs "
                          f"(got {manager.get('name')!r})")
@@ -115,6 +120,12 @@ class SvsTrainer(PPOTrainerSync):
 
     def svs_decode(self, token_ids: list[int]) -> str:
         return self.tokenizer.decode(token_ids, skip_special_tokens=True)
+
+    def svs_prompt_fits(self, messages: list[dict]) -> bool:
+        """Would verl's agent loop take this prompt whole? (It left-truncates longer ones silently.)"""
+        ids = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
+        ids = ids["input_ids"] if isinstance(ids, dict) or hasattr(ids, "keys") else ids
+        return len(ids) <= self.config.actor_rollout_ref.rollout.prompt_length
 
     def svs_submit(self, rows: list[dict]) -> None:
         """Send synthesis / solve prompts to the rollout that is running now (no new phase, no sync)."""

@@ -169,3 +169,41 @@ def test_gpu_run_overrides_compose_and_build(tmp_path):
     assert s.guards.leak_min_answer_chars is None and s.max_seeds_per_step == 16
     assert compose("dapo", [o for o in ov if not o.startswith("svs.")]).reward.reward_kwargs.answer_extraction == \
         "last_number"
+
+
+def test_checkpoint_save_and_resume_carry_svs_state(tmp_path):
+    """verl's own _save_checkpoint/_load_checkpoint (sync path) with the SvS state beside them. The actor
+    worker group and dataloader stand in for GPU workers; everything else is verl's code."""
+
+    class Workers:  # the FSDP actor's save/load endpoints
+        def save_checkpoint(self, path, *args, **kwargs):
+            os.makedirs(path, exist_ok=True)
+
+        def load_checkpoint(self, local_path, **kwargs):
+            assert os.path.isdir(local_path)
+
+    class Loader:
+        def __init__(self):
+            self.state = {"epoch": 0}
+
+        def state_dict(self):
+            return {"epoch": 7}
+
+        def load_state_dict(self, state):
+            self.state = state
+
+    overrides = [f"trainer.default_local_dir={tmp_path}", "trainer.resume_mode=auto"]
+    first = build(overrides)
+    first.actor_rollout_wg, first.train_dataloader, first.global_steps = Workers(), Loader(), 3
+    first.replay_buffer.totals.update({"seeds": 5, "accepted": 2, "steps": 3})
+    first.replay_buffer.problem_stats = {"17": [2, 5]}
+    first._save_checkpoint()
+    assert (tmp_path / "latest_checkpointed_iteration.txt").read_text() == "3"
+    assert json.loads((tmp_path / "global_step_3" / "svs_state.json").read_text())["totals"]["seeds"] == 5
+
+    resumed = build(overrides)
+    resumed.actor_rollout_wg, resumed.train_dataloader = Workers(), Loader()
+    resumed._load_checkpoint()
+    assert resumed.global_steps == 3 and resumed.train_dataloader.state == {"epoch": 7}
+    assert resumed.replay_buffer.totals == first.replay_buffer.totals
+    assert resumed.replay_buffer.problem_stats == {"17": [2, 5]}

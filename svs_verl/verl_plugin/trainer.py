@@ -68,6 +68,7 @@ class SvsTrainer(PPOTrainerSync):
     def __init__(self, config):
         check_config(config)
         self.weight_syncs = 0
+        self._entropy_unavailable = False
         self._svs_columns: list[str] | None = None
         super().__init__(config)
         self.replay_buffer.attach(self, default_dump_dir=os.path.join(config.trainer.default_local_dir, "svs"))
@@ -150,22 +151,24 @@ class SvsTrainer(PPOTrainerSync):
     def _compute_old_log_prob(self, batch: KVBatchMeta, metrics: dict) -> KVBatchMeta:
         batch = super()._compute_old_log_prob(batch, metrics)
         roles = self.replay_buffer.roles
-        if roles and len(set(roles.values())) > 0:
+        if roles and not self._entropy_unavailable:
             try:
                 metrics.update(role_entropy(batch, roles))
-            except Exception as exc:  # metrics must never stop training
-                logger.warning("SvS: per-role entropy unavailable: %s", exc)
+            except Exception as exc:  # metrics must never stop training (e.g. rollout-correction bypass mode)
+                self._entropy_unavailable = True
+                logger.warning("SvS: per-role entropy unavailable, not logged for this run: %s", exc)
         return batch
 
     # -- checkpointing -------------------------------------------------------------------------------
     def _save_checkpoint(self):
-        super()._save_checkpoint()
+        # written first: verl marks the checkpoint complete (latest_checkpointed_iteration.txt) at its end
         folder = os.path.join(self.config.trainer.default_local_dir, f"global_step_{self.global_steps}")
         os.makedirs(folder, exist_ok=True)
         tmp = os.path.join(folder, STATE_FILE + ".tmp")
         with open(tmp, "w", encoding="utf-8") as fh:
             json.dump(self.replay_buffer.state_dict(), fh)
         os.replace(tmp, os.path.join(folder, STATE_FILE))
+        super()._save_checkpoint()
 
     def _load_checkpoint(self):
         super()._load_checkpoint()

@@ -103,6 +103,7 @@ class RolloutSimulator:
         self.global_steps = step
         self.submitted: list[list[dict]] = []   # every svs_submit call, in order
         self.on_submit: Callable[[list[dict]], None] | None = None
+        self.extra_columns: list[str] = []
         self.hold_roles: set[str] = set()       # SvS roles whose groups never finish (a stuck rollout)
         self.manager = SvsRewardManager(reward_config(**(reward_kwargs or {})), char_tokenizer(), None)
         self._loop = asyncio.new_event_loop()
@@ -110,7 +111,10 @@ class RolloutSimulator:
 
     # host interface -----------------------------------------------------------------------------------
     def svs_prompt_columns(self) -> list[str]:
-        return ["data_source", "reward_model", "extra_info", "raw_prompt", "index", "ability"]
+        # as the trainer reports them: "agent_name" is consumed by the agent loop (never stored), and a
+        # column the rollout did not store exercises the sampler's fallback
+        return ["data_source", "reward_model", "extra_info", "raw_prompt", "index", "ability", "agent_name"] + \
+            self.extra_columns
 
     def svs_decode(self, token_ids: list[int]) -> str:
         return char_tokenizer().decode(token_ids, skip_special_tokens=True)

@@ -239,6 +239,17 @@ def test_rollout_submission_error_is_counted_not_fatal(partition):
     assert metrics["svs/submit_failed"] == 1 and metrics["svs/failed/synthesis"] == 1
 
 
+def test_prompt_columns_missing_from_transfer_queue_fall_back(partition):
+    q1 = uid()
+    sim = RolloutSimulator(ScriptedPolicy({q1: [True] + [False] * 7}))
+    sim.extra_columns = ["never_stored"]
+    sim.run(sim.prompt(q1, "A farmer has 12 cows and buys 30 more. How many cows?", "42", 0))
+    batch, metrics = make_buffer(sim).sample(global_steps=1, partition_id="train", batch_size=1)
+    assert metrics["svs/seeds"] == 1 and metrics["svs/syntheses"] == 4
+    row = sim.submitted[0][0]
+    assert "never_stored" not in row and "agent_name" not in row and row["ability"] == "math"
+
+
 def test_prompts_over_the_budget_are_left_out_and_counted(partition):
     q1 = uid()
     sim = RolloutSimulator(ScriptedPolicy({q1: [True] + [False] * 7}))

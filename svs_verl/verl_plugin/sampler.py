@@ -42,6 +42,8 @@ logger = logging.getLogger(__name__)
 logger.setLevel(os.getenv("SVS_LOGGING_LEVEL", "INFO"))
 
 ROLES = ("oqa", "vps", "spa")
+# dataset columns the agent loop pops before storing a trajectory (so they are not in TransferQueue)
+CONSUMED_BY_AGENT_LOOP = {"agent_name", "__rollout_n__", "__do_sample__", "validate", "uid", "global_steps"}
 ROLE_OF_TASK = {"synthesis": "vps", "solve": "spa"}
 
 
@@ -280,12 +282,12 @@ class SvsReplayBuffer(ReplayBuffer):
     def _prompt_columns(self, pid: str, uids: Sequence[str], keys: dict[str, list[str]]) -> dict[str, dict]:
         if not uids:
             return {}
-        fields = sorted(set(self.host.svs_prompt_columns()) | {"raw_prompt", "reward_model", "extra_info",
-                                                               "data_source", "index"})
+        needed = {"raw_prompt", "reward_model", "extra_info", "data_source", "index"}
+        fields = sorted((set(self.host.svs_prompt_columns()) - CONSUMED_BY_AGENT_LOOP) | needed)
         first = [keys[u][0] for u in uids]
         data = tq.kv_batch_get(keys=first, partition_id=pid, select_fields=fields)
         cols: dict[str, dict] = {u: {} for u in uids}
-        for name in fields:
+        for name in [f for f in fields if f in data.keys()]:  # a column the rollout did not store is skipped
             values = data[name]
             values = values.unbind(0) if isinstance(values, torch.Tensor) else list(values)
             for uid, value in zip(uids, values):

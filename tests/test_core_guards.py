@@ -51,3 +51,13 @@ def test_similarity_helpers():
     assert jaccard("a b c", "a b c") == 1.0 and jaccard("a b", "c d") == 0.0
     assert containment("a b c", "x a b c y") == 1.0
     assert bare_answer(" $\\boxed{ 7 }$ ") == "7"
+
+
+def test_guards_stay_fast_on_adversarial_text():
+    import time
+
+    nasty = ["= " + " " * 3990 + "x?", "answer is" + " \t" * 1990 + "?", "what " * 799 + "?", "=" * 3999 + "?"]
+    t0 = time.monotonic()
+    for text in nasty:
+        check_problem(text, answer="42" * 50, solution=text, original=text, siblings=[text] * 8)
+    assert time.monotonic() - t0 < 2.0

@@ -90,7 +90,7 @@ def reveals_answer(problem: str, answer: str, min_chars: int | None) -> bool:
         return False
     esc = re.escape(ans)
     standalone = rf"(?<![\w.]){esc}(?![\w]|\.\d)"
-    explicit = rf"(=|\banswer\s*(is|:)|\bequals|\bresult\s*(is|:))\s*\$?\s*{standalone}"
+    explicit = rf"(=|\banswer\s*(is|:)|\bequals|\bresult\s*(is|:))\s*(?:\$\s*)?{standalone}"
     if re.search(explicit, problem, re.IGNORECASE):
         return True
     return min_chars is not None and len(ans) >= min_chars and re.search(standalone, problem) is not None

@@ -25,7 +25,9 @@ def manager(**kw):
 def test_roles():
     m = manager()
     assert score(m, "so \\boxed{42}") == {"reward_score": 1.0, "reward_extra_info": {
-        "svs_role": 0.0, "verify_timeout": 0.0, "acc": 1.0}}
+        "svs_role": 0.0, "verify_timeout": 0.0, "verify_error": 0.0, "acc": 1.0}}
+    bad_truth = score(m, "so \\boxed{42}", answer="")          # a dataset row without a usable answer
+    assert bad_truth["reward_score"] == 0.0 and bad_truth["reward_extra_info"]["verify_error"] == 1.0
     assert score(m, "so \\boxed{41}")["reward_score"] == 0.0
     syn = score(m, "```problem\nWhat is 6 times 7?\n```", role="synthesis")
     assert syn["reward_score"] == 0.0 and syn["reward_extra_info"]["svs_role"] == 1.0

@@ -8,7 +8,7 @@
 
 ``reward_extra_info`` (numbers only, so verl's metrics and validation tables take them):
 ``acc`` (1/0 verifier verdict; the DAPO filter metric), ``svs_role`` (0 original, 1 synthesis, 2 solve),
-``verify_timeout`` and, with the overlong penalty on, ``overlong_reward``/``overlong``.
+``verify_timeout``, ``verify_error`` (a reference answer that cannot be checked; logged) and, with the overlong penalty on, ``overlong_reward``/``overlong``.
 
 Settings (``reward.reward_kwargs``): ``answer_extraction`` (``auto``/``boxed``/``last_number``, or a mapping
 ``{data_source: mode, default: mode}``), ``verify_timeout_s`` (5), ``correct_reward`` (1.0),
@@ -82,7 +82,8 @@ class SvsRewardManager(RewardManagerBase):
         nt = item.non_tensor_batch
         extra_info = dict(nt.get("extra_info", None) or {})
         role = str(extra_info.get("svs_role", "original"))
-        info: dict[str, float] = {"svs_role": float(ROLE_CODES.get(role, 0)), "verify_timeout": 0.0}
+        info: dict[str, float] = {"svs_role": float(ROLE_CODES.get(role, 0)), "verify_timeout": 0.0,
+                                  "verify_error": 0.0}
         if role == "synthesis":
             score, correct = 0.0, False  # filled in by SvsReplayBuffer once the solve group finishes
         else:
@@ -90,8 +91,12 @@ class SvsRewardManager(RewardManagerBase):
                 None, lambda: self.tokenizer.decode(response_ids[:length], skip_special_tokens=True))
             ground_truth = str((nt.get("reward_model", None) or {}).get("ground_truth", ""))
             data_source = str(nt.get("data_source", "unknown"))
-            correct, timed_out = await self._score(data_source, text, ground_truth, extra_info)
-            info["verify_timeout"] = float(timed_out)
+            correct, reason = await self._score(data_source, text, ground_truth, extra_info)
+            info["verify_timeout"] = float(reason == "timeout")
+            info["verify_error"] = float(reason == "error")  # e.g. an empty or unparsable reference answer
+            if reason == "error":
+                logger.warning("svs reward: cannot verify against ground truth %r (data_source %s, index %s)",
+                               ground_truth[:80], data_source, extra_info.get("index"))
             score = self.correct_reward if correct else self.wrong_reward
         info["acc"] = float(correct)
         if self.overlong and role != "synthesis":
@@ -103,7 +108,7 @@ class SvsRewardManager(RewardManagerBase):
             info["overlong"] = float(penalty < 0)
         return {"reward_score": float(score), "reward_extra_info": info}
 
-    async def _score(self, data_source: str, text: str, ground_truth: str, extra_info: dict) -> tuple[bool, bool]:
+    async def _score(self, data_source: str, text: str, ground_truth: str, extra_info: dict) -> tuple[bool, str]:
         if self.custom_score is not None:
             kwargs = dict(data_source=data_source, solution_str=text, ground_truth=ground_truth, extra_info=extra_info)
             if self.custom_is_async:
@@ -111,8 +116,8 @@ class SvsRewardManager(RewardManagerBase):
             else:
                 result = await asyncio.get_running_loop().run_in_executor(None, lambda: self.custom_score(**kwargs))
             value = result.get("score", 0.0) if isinstance(result, dict) else result
-            return float(value) > 0, False
+            return float(value) > 0, "custom"
         mode = self.extraction_for(data_source)
         verdict = (await asyncio.get_running_loop().run_in_executor(
             None, lambda: verify_batch([text], [ground_truth], timeout_s=self.timeout_s, extract=mode)))[0]
-        return verdict.correct, verdict.reason == "timeout"
+        return verdict.correct, verdict.reason

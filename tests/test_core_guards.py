@@ -51,6 +51,9 @@ def test_similarity_helpers():
     assert jaccard("a b c", "a b c") == 1.0 and jaccard("a b", "c d") == 0.0
     assert containment("a b c", "x a b c y") == 1.0
     assert bare_answer(" $\\boxed{ 7 }$ ") == "7"
+    assert bare_answer("\\boxed{\\frac{1}{2}}") == "\\frac{1}{2}"
+    assert bare_answer("\\boxed{a}+\\boxed{b}") == "\\boxed{a}+\\boxed{b}"   # not one wrapper
+    assert bare_answer("\\boxed{") == "\\boxed{"                                # unclosed: kept
 
 
 def test_guards_stay_fast_on_adversarial_text():

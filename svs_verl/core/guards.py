@@ -24,7 +24,6 @@ _TOKEN = re.compile(r"\w+|[^\w\s]")
 _ASKS = re.compile(
     r"\?|？|\b(find|compute|calculate|determine|evaluate|solve|what|how|which|who|when|where|show|prove|"
     r"express|simplify|give|write|count|list|identify)\b", re.IGNORECASE)
-_WRAPPERS = re.compile(r"^\s*(\\boxed\{(.*)\}|\$(.*)\$)\s*$", re.DOTALL)
 
 
 @dataclass(frozen=True)
@@ -69,13 +68,28 @@ def containment(part: str, whole: str) -> float:
 
 
 def bare_answer(answer: str) -> str:
-    """The answer without ``$..$`` or ``\\boxed{..}`` around it."""
+    """The answer without ``$..$``, ``\\boxed{..}`` or ``\\fbox{..}`` around the whole of it (braces are
+    matched, so ``\\boxed{a}+\\boxed{b}`` is left as it is)."""
     text = answer.strip()
-    m = _WRAPPERS.match(text)
-    while m:
-        text = next(g for g in m.groups()[1:] if g is not None).strip()
-        m = _WRAPPERS.match(text)
-    return text
+    while True:
+        if len(text) >= 2 and text[0] == "$" and text[-1] == "$":
+            text = text[1:-1].strip()
+            continue
+        cmd = next((c for c in ("\\boxed", "\\fbox") if text.startswith(c)), None)
+        body = text[len(cmd):].lstrip() if cmd else ""
+        if not body.startswith("{") or _brace_match(body) != len(body) - 1:
+            return text
+        text = body[1:-1].strip()
+
+
+def _brace_match(text: str) -> int:
+    """Index of the ``}`` closing the ``{`` at position 0, or -1."""
+    depth = 0
+    for i, ch in enumerate(text):
+        depth += (ch == "{") - (ch == "}")
+        if depth == 0:
+            return i
+    return -1
 
 
 def reveals_answer(problem: str, answer: str, min_chars: int | None) -> bool:

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
+from ..core.guards import bare_answer
 from . import rules
 from .pool import shared_pool
 
@@ -48,7 +49,7 @@ def verify_batch(responses: Sequence[str], answers: Sequence[str], timeout_s: fl
         if not isinstance(resp, str) or not isinstance(gold, str):
             verdicts[i] = Verdict(False, "error", detail=f"expected str, got {type(resp).__name__}/{type(gold).__name__}")
             continue
-        gold = rules.bare_gold(gold)
+        gold = bare_answer(gold)
         if not gold:
             verdicts[i] = Verdict(False, "error", detail="empty reference answer")
             continue

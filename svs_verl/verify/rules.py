@@ -243,17 +243,3 @@ def compare(candidate: str, gold: str) -> bool | None:
         if ca is not None and cb is not None:
             return ca == cb
     return None
-
-
-def bare_gold(answer: str) -> str:
-    """A reference answer without ``$..$`` or ``\\boxed{..}`` around it."""
-    s = answer.strip()
-    while True:
-        if len(s) >= 2 and s[0] == "$" and s[-1] == "$":
-            s = s.strip("$").strip()
-            continue
-        boxed = last_boxed(s) if s.startswith(BOX_COMMANDS) else None
-        if boxed is not None and s.rstrip().endswith("}"):
-            s = boxed.strip()
-            continue
-        return s

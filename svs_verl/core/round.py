@@ -218,8 +218,9 @@ class SvsRound:
         solves: list[str] = []
         records: list[dict[str, Any]] = []
         c = Counter(self.counts)
+        all_rewards = {uid: self.synthesis_rewards(uid) for uid in self.syntheses}
         for uid, syn in self.syntheses.items():
-            rewards = self.synthesis_rewards(uid)
+            rewards = all_rewards[uid]
             if rewards is None:
                 c["vps_unscored"] += 1
             elif rules.keep_synthesis_group(rewards):
@@ -238,14 +239,14 @@ class SvsRound:
         for uid, solve in self.solves.items():
             if solve.stats is not None and rules.keep_solve_group(solve.stats):
                 solves.append(uid)
-        metrics = self._metrics(c, originals, syntheses, solves)
+        metrics = self._metrics(c, originals, syntheses, solves, all_rewards)
         return UpdatePlan(originals, syntheses, solves, metrics, records)
 
-    def _metrics(self, c: Counter, originals, syntheses, solves) -> dict[str, float]:
+    def _metrics(self, c: Counter, originals, syntheses, solves, all_rewards) -> dict[str, float]:
         m = {f"svs/{k}": float(v) for k, v in sorted(c.items())}
         n_syn = c["syntheses"]
         m["svs/valid_ratio"] = c["accepted"] / n_syn if n_syn else 0.0
-        scored = [r for u in self.syntheses if (r := self.synthesis_rewards(u)) is not None]
+        scored = [r for r in all_rewards.values() if r is not None]
         flat = [x for r in scored for x in r]
         m["svs/vps/reward_mean"] = sum(flat) / len(flat) if flat else 0.0
         oqa = [o.stats for o in self.originals.values()]

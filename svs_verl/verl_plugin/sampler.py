@@ -47,6 +47,16 @@ CONSUMED_BY_AGENT_LOOP = {"agent_name", "__rollout_n__", "__do_sample__", "valid
 ROLE_OF_TASK = {"synthesis": "vps", "solve": "spa"}
 
 
+def _final_outputs(group_keys: list[str]) -> list[str]:
+    """The final output of each session of one group, ordered by session."""
+    last: dict[int, tuple[int, str]] = {}
+    for key in group_keys:
+        session, index = _session_of(key)
+        if session not in last or index > last[session][0]:
+            last[session] = (index, key)
+    return [last[s][1] for s in sorted(last)]
+
+
 class SvsHost(Protocol):
     """What the sampler needs from the trainer (``SvsTrainer`` implements it)."""
 
@@ -174,15 +184,14 @@ class SvsReplayBuffer(ReplayBuffer):
     def _svs_uids(self) -> set[str]:
         return set(self.round.syntheses) | set(self.round.solves) if self.round else set()
 
-    def _group_keys(self, pid: str, uid: str) -> list[str]:
-        """The final output of each session of a group, ordered by session."""
-        last: dict[int, tuple[int, str]] = {}
+    def _keys_by_uid(self, pid: str, uids: set[str]) -> dict[str, list[str]]:
+        """Trajectory keys of the given groups, from one pass over the partition snapshot."""
+        index: dict[str, list[str]] = defaultdict(list)
         for key in self.partitions[pid]:
-            if key.split("_")[0] == uid:
-                session, index = _session_of(key)
-                if session not in last or index > last[session][0]:
-                    last[session] = (index, key)
-        return [last[s][1] for s in sorted(last)]
+            uid = key.split("_")[0]
+            if uid in uids:
+                index[uid].append(key)
+        return index
 
     def _advance(self, pid: str) -> None:
         """Feed newly finished groups to the round and submit the work they unlock."""
@@ -200,7 +209,8 @@ class SvsReplayBuffer(ReplayBuffer):
             self._seen.add(uid)
             rnd.counts["oqa_failed"] += 1
 
-        keys = {u: self._group_keys(pid, u) for u in new_orig + new_syn + new_solve}
+        index = self._keys_by_uid(pid, {*new_orig, *new_syn, *new_solve})
+        keys = {u: _final_outputs(index.get(u, [])) for u in new_orig + new_syn + new_solve}
         if not any(keys.values()):
             return
         acc = self._correctness(pid, [u for u in new_orig + new_solve], keys)
@@ -347,17 +357,13 @@ class SvsReplayBuffer(ReplayBuffer):
         kept = [*plan.syntheses, *plan.solves]
         all_svs = self._svs_uids()
         snapshot = dict(self.partitions[pid])
-        by_uid: dict[str, list[str]] = defaultdict(list)
-        for key in snapshot:
-            uid = key.split("_")[0]
-            if uid in all_svs:
-                by_uid[uid].append(key)
+        by_uid = self._keys_by_uid(pid, all_svs)
 
         # synthesis rewards -> rm_scores of the synthesis trajectories (the reward manager wrote 0 there);
         # rewards[j] belongs to the j-th session present, and every output of a session gets it
         keys, fields = [], []
         for uid, rewards in plan.syntheses.items():
-            position = {_session_of(k)[0]: j for j, k in enumerate(self._group_keys(pid, uid))}
+            position = {_session_of(k)[0]: j for j, k in enumerate(_final_outputs(by_uid[uid]))}
             for key in by_uid[uid]:
                 length = int(snapshot[key].get("response_len", 0))
                 scores = torch.zeros(max(length, 1), dtype=torch.float32)

@@ -50,10 +50,12 @@ def run_checks() -> tuple[list[tuple[str, str]], list[str]]:
 
     for role, error in register.ERRORS.items():
         problems.append(f"registering the {role} failed: {error}")
-    trainer = TRAINER_REGISTRY.get("svs")
-    lines.append(("trainer", f"svs -> {trainer.__module__}.{trainer.__name__}" if trainer else "NOT registered"))
-    if trainer is None or trainer.__name__ != "SvsTrainer":
-        problems.append("trainer 'svs' is not registered in verl's TRAINER_REGISTRY")
+    for mode, cls_name in (("svs", "SvsTrainer"), ("dapo", "DapoTrainer")):
+        trainer = TRAINER_REGISTRY.get(mode)
+        lines.append(("trainer", f"{mode} -> {trainer.__module__}.{trainer.__name__}" if trainer else
+                      f"{mode} NOT registered"))
+        if trainer is None or trainer.__name__ != cls_name:
+            problems.append(f"trainer {mode!r} is not registered in verl's TRAINER_REGISTRY")
     manager = REWARD_MANAGER.get("svs")
     lines.append(("reward manager", f"svs -> {manager.__module__}.{manager.__name__}" if manager else "NOT registered"))
     if manager is None or manager.__name__ != "SvsRewardManager":

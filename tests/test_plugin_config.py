@@ -18,6 +18,7 @@ from verl.experimental.reward_loop.reward_manager.registry import REWARD_MANAGER
 import sys
 reg = sys.modules.get("svs_verl.verl_plugin.register")
 print(json.dumps({"trainer": getattr(TRAINER_REGISTRY.get("svs"), "__name__", None),
+                  "dapo": getattr(TRAINER_REGISTRY.get("dapo"), "__name__", None),
                   "reward": getattr(REWARD_MANAGER.get("svs"), "__name__", None),
                   "loaded_by_verl": reg is not None, "errors": getattr(reg, "ERRORS", None)}))
 """
@@ -31,7 +32,8 @@ def probe(**env):
 
 
 def test_plain_import_verl_registers_everything():
-    assert probe() == {"trainer": "SvsTrainer", "reward": "SvsRewardManager", "loaded_by_verl": True, "errors": {}}
+    assert probe() == {"trainer": "SvsTrainer", "dapo": "DapoTrainer", "reward": "SvsRewardManager",
+                       "loaded_by_verl": True, "errors": {}}
 
 
 def test_importing_a_role_module_first_still_registers_everything():
@@ -42,8 +44,8 @@ def test_importing_a_role_module_first_still_registers_everything():
 
 
 def test_registration_comes_from_the_entry_point():
-    assert probe(VERL_USE_EXTERNAL_PLUGINS="none") == {"trainer": None, "reward": None, "loaded_by_verl": False,
-                                                      "errors": None}
+    assert probe(VERL_USE_EXTERNAL_PLUGINS="none") == {"trainer": None, "dapo": None, "reward": None,
+                                                      "loaded_by_verl": False, "errors": None}
     assert probe(VERL_USE_EXTERNAL_PLUGINS="svs")["trainer"] == "SvsTrainer"
 
 
@@ -51,7 +53,8 @@ def test_doctor():
     ok = subprocess.run([sys.executable, "-m", "svs_verl.cli", "doctor"], capture_output=True, text=True,
                         timeout=120, env=ENV)
     assert ok.returncode == 0, ok.stdout + ok.stderr
-    assert "svs -> svs_verl.verl_plugin.trainer.SvsTrainer" in ok.stdout and "verl            0.9.1" in ok.stdout
+    assert "svs -> svs_verl.verl_plugin.trainer.SvsTrainer" in ok.stdout
+    assert "dapo -> svs_verl.verl_plugin.trainer.DapoTrainer" in ok.stdout and "verl            0.9.1" in ok.stdout
     bad = subprocess.run([sys.executable, "-m", "svs_verl.cli", "doctor"], capture_output=True, text=True,
                          timeout=120, env={**ENV, "VERL_USE_EXTERNAL_PLUGINS": "none"})
     assert bad.returncode == 1 and "VERL_USE_EXTERNAL_PLUGINS" in bad.stdout
@@ -73,7 +76,7 @@ def test_main_ppo_composes_both_configs_and_they_differ_only_in_svs():
         assert out.returncode == 0, out.stderr[-3000:]
         jobs[name] = yaml.safe_load(out.stdout)
     svs, dapo = jobs["svs_dapo"], jobs["dapo"]
-    assert svs["trainer"]["v1"]["trainer_mode"] == "svs" and dapo["trainer"]["v1"]["trainer_mode"] == "sync"
+    assert svs["trainer"]["v1"]["trainer_mode"] == "svs" and dapo["trainer"]["v1"]["trainer_mode"] == "dapo"
     assert dapo["trainer"]["v1"]["sampler"]["custom_sampler"]["path"] is None
     assert "svs" in svs and "svs" not in dapo
     # every other key is identical: the paper's hyperparameters are shared
@@ -153,8 +156,46 @@ def test_dapo_config_builds_verls_own_trainer_and_buffer():
 
     cfg = compose("dapo", ["data.train_batch_size=4"])
     t = get_trainer_cls(cfg.trainer.v1.trainer_mode)(cfg)
-    assert type(t).__name__ == "PPOTrainerSync" and type(t.replay_buffer) is ReplayBuffer
-    assert t.replay_buffer.filter_groups_metric == "acc"
+    assert type(t).__name__ == "DapoTrainer" and type(t.replay_buffer) is ReplayBuffer
+    assert t.replay_buffer.filter_groups_metric == "acc" and t.trainer_mode == "sync"
+    # nothing but validation metrics differs from verl's own sync trainer
+    from verl.trainer.ppo.v1.trainer_sync import PPOTrainerSync
+
+    own = {name for klass in type(t).__mro__[:type(t).__mro__.index(PPOTrainerSync)] for name in vars(klass)}
+    assert {name for name in own if not name.startswith(("__", "_abc"))} == {"trainer_mode", "_val_metrics_update"}
+
+
+@pytest.mark.parametrize("name", ["dapo", "svs_dapo"])
+def test_validation_reports_pass_at_k_through_verls_own_metric_code(name):
+    """verl's _val_metrics_update (mean@n, best@n, ...) runs as it is; pass@k for k = 1, 2, 4 comes on top.
+    Problem p1 has 1 of 4 correct, p2 3 of 4 (one of them lost in the rollout: counted wrong, as verl does)."""
+    import verl  # noqa: F401
+    from verl.trainer.ppo.v1.trainer_base import get_trainer_cls
+
+    cfg = compose(name, ["data.train_batch_size=4"])
+    t = get_trainer_cls(cfg.trainer.v1.trainer_mode)(cfg)
+    sources = ["gsm"] * 7 + ["aime"] * 2
+    uids = ["p1"] * 4 + ["p2"] * 3 + ["a1"] * 2
+    acc = [1.0, 0.0, 0.0, 0.0, 1.0, 1.0, 1.0, 0.0, 1.0]
+    metrics = t._val_metrics_update(sources, uids, {"acc": acc, "reward": acc}, [],
+                                    expected_acc_counts={("gsm", "p1"): 4, ("gsm", "p2"): 4, ("aime", "a1"): 2})
+    # pass@k = 1 - C(n-c, k)/C(n, k):  p1 (n=4, c=1): 1/4, 1/2, 1;  p2 (n=4, c=3): 3/4, 1, 1
+    assert metrics["val-core/gsm/acc/pass@1"] == pytest.approx((0.25 + 0.75) / 2)
+    assert metrics["val-core/gsm/acc/pass@2"] == pytest.approx((0.5 + 1.0) / 2)
+    assert metrics["val-core/gsm/acc/pass@4"] == pytest.approx(1.0)
+    assert metrics["val-core/aime/acc/pass@1"] == 0.5 and metrics["val-core/aime/acc/pass@2"] == 1.0
+    assert "val-core/aime/acc/pass@4" not in metrics
+    # verl's own figure agrees with pass@1 (the failed session counted wrong by both)
+    assert metrics["val-core/gsm/acc/mean@4"] == pytest.approx(metrics["val-core/gsm/acc/pass@1"])
+
+
+def test_validation_pass_at_k_skips_non_binary_verdicts():
+    from svs_verl.verl_plugin.trainer import validation_pass_at_k
+
+    assert validation_pass_at_k(["s", "s"], ["u", "u"], [0.5, 1.0]) == {}
+    assert validation_pass_at_k(["s", "s"], ["u", "u"], None) == {}
+    assert validation_pass_at_k(["s", "s"], ["u", "u"], [0.0, 1.0]) == {"val-core/s/acc/pass@1": 0.5,
+                                                                        "val-core/s/acc/pass@2": 1.0}
 
 
 def test_gpu_run_overrides_compose_and_build(tmp_path):

@@ -9,6 +9,8 @@ few ulps for any n (tested against exact rational enumeration).
 
 from __future__ import annotations
 
+from typing import Mapping, Sequence
+
 
 def _check_int(name: str, value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
@@ -34,3 +36,28 @@ def pass_at_k(n: int, c: int, k: int) -> float:
     for i in range(n - c + 1, n + 1):
         miss *= 1.0 - k / i
     return 1.0 - miss
+
+
+def mean_pass_at_k(correct_by_problem: Mapping[str, Sequence[bool]], k: int) -> float:
+    """Mean over problems of ``pass_at_k(n_i, c_i, k)``: the benchmark's pass@k.
+
+    Raises ``ValueError`` naming a problem that has fewer than ``k`` samples (never skips it silently).
+    """
+    if not correct_by_problem:
+        raise ValueError("mean_pass_at_k: no problems")
+    short = [(pid, len(v)) for pid, v in correct_by_problem.items() if len(v) < k]
+    if short:
+        pid, n = short[0]
+        raise ValueError(f"problem {pid!r} has {n} samples, fewer than k={k} "
+                         f"({len(short)} problem(s) too short for pass@{k})")
+    total = sum(pass_at_k(len(v), sum(bool(x) for x in v), k) for v in correct_by_problem.values())
+    return total / len(correct_by_problem)
+
+
+def k_ladder(n: int) -> list[int]:
+    """The k at which pass@k is reported for n samples: powers of two below n, and n itself."""
+    ks, k = [], 1
+    while k < n:
+        ks.append(k)
+        k *= 2
+    return ks + [n] if n >= 1 else []

@@ -17,7 +17,7 @@ ERRORS: dict[str, str] = {}
 
 # role -> (module, what registering it means)
 ROLES = {
-    "trainer": ("svs_verl.verl_plugin.trainer", "trainer.v1.trainer_mode=svs"),
+    "trainer": ("svs_verl.verl_plugin.trainer", "trainer.v1.trainer_mode=svs|dapo"),
     "sampler": ("svs_verl.verl_plugin.sampler", "trainer.v1.sampler.custom_sampler=SvsReplayBuffer"),
     "reward_manager": ("svs_verl.verl_plugin.reward", "reward.reward_manager.name=svs"),
 }

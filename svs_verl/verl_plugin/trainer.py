@@ -12,6 +12,10 @@ What it adds to ``PPOTrainerSync``:
 The registered name is ``svs``, but verl's base class compares ``trainer_mode`` with ``"sync"`` to pick
 sync behaviour (buffer class, checkpointing of TQ, prompt persistence, re-issue on resume); SvS runs the
 sync schedule, so ``trainer_mode`` reads as ``"sync"`` inside the trainer.
+
+``trainer.v1.trainer_mode=dapo`` (configs/dapo.yaml) is verl's ``PPOTrainerSync`` unchanged except for the
+validation metrics both trainers share: pass@k (unbiased estimator) for k = 1, 2, 4, ... up to the
+validation n, per data source, next to verl's mean@n / best@n / maj@n.
 """
 
 from __future__ import annotations
@@ -32,6 +36,8 @@ from verl.trainer.ppo.v1.trainer_sync import PPOTrainerSync
 from verl.utils.dataset.rl_dataset import collate_fn
 from verl.utils.import_utils import load_extern_object
 from verl.utils.tensordict_utils import NonTensorData
+
+from ..core import k_ladder, mean_pass_at_k
 
 from .sampler import ROLES, SvsReplayBuffer
 
@@ -63,17 +69,10 @@ def check_config(config) -> None:
                          f"(got {manager.get('name')!r})")
 
 
-@register_trainer("svs")
-class SvsTrainer(PPOTrainerSync):
-    def __init__(self, config):
-        check_config(config)
-        self.weight_syncs = 0
-        self._entropy_unavailable = False
-        self._svs_columns: list[str] | None = None
-        super().__init__(config)
-        self.replay_buffer.attach(self, default_dump_dir=os.path.join(config.trainer.default_local_dir, "svs"))
+class _SyncWithPassAtK(PPOTrainerSync):
+    """verl's sync trainer under a registered name of ours, with pass@k in its validation metrics."""
 
-    # verl's base class tests `trainer_mode == "sync"`; SvS runs the sync schedule.
+    # verl's base class tests `trainer_mode == "sync"`; our trainers run the sync schedule.
     @property
     def trainer_mode(self) -> str:
         return "sync"
@@ -81,6 +80,30 @@ class SvsTrainer(PPOTrainerSync):
     @trainer_mode.setter
     def trainer_mode(self, value: str) -> None:
         self.registered_mode = value
+
+    def _val_metrics_update(self, data_sources, sample_uids, reward_extra_infos_dict, sample_turns,
+                            expected_acc_counts=None) -> dict[str, float]:
+        metrics = super()._val_metrics_update(data_sources, sample_uids, reward_extra_infos_dict, sample_turns,
+                                              expected_acc_counts=expected_acc_counts)
+        metrics.update(validation_pass_at_k(data_sources, sample_uids, reward_extra_infos_dict.get("acc"),
+                                            expected_acc_counts))
+        return metrics
+
+
+@register_trainer("dapo")
+class DapoTrainer(_SyncWithPassAtK):
+    """The DAPO baseline: verl's ``PPOTrainerSync`` and ``ReplayBuffer`` as they are, plus pass@k validation."""
+
+
+@register_trainer("svs")
+class SvsTrainer(_SyncWithPassAtK):
+    def __init__(self, config):
+        check_config(config)
+        self.weight_syncs = 0
+        self._entropy_unavailable = False
+        self._svs_columns: list[str] | None = None
+        super().__init__(config)
+        self.replay_buffer.attach(self, default_dump_dir=os.path.join(config.trainer.default_local_dir, "svs"))
 
     def _build_replay_buffer(self) -> SvsReplayBuffer:
         sampler_config = self.config.trainer.v1.sampler
@@ -201,6 +224,39 @@ def role_entropy(batch: KVBatchMeta, roles: dict[str, str]) -> dict[str, float]:
         sums[role] += float(torch.as_tensor(ent, dtype=torch.float32).sum())
         counts[role] += int(np.prod(ent.shape))
     return {f"svs/entropy/{r}": sums[r] / counts[r] for r in ROLES if counts.get(r)}
+
+
+def validation_pass_at_k(data_sources, sample_uids, acc, expected_counts=None) -> dict[str, float]:
+    """``val-core/<source>/acc/pass@k`` for k = 1, 2, 4, ... up to the validation n (unbiased estimator).
+
+    ``acc`` holds the 1/0 verdict of each sample (``reward_extra_info["acc"]``); sessions that failed in the
+    rollout (verl's ``expected_acc_counts`` says how many each prompt should have had) count as wrong, as
+    verl's own ``acc/mean@n`` counts them. A source whose verdicts are not all 0/1 gets no pass@k (logged).
+    """
+    if acc is None:
+        return {}
+    groups: dict[str, dict[str, list[bool]]] = defaultdict(lambda: defaultdict(list))
+    non_binary: set[str] = set()
+    for source, uid, value in zip(data_sources, sample_uids, acc, strict=True):
+        if value is None:
+            continue
+        if value not in (0, 1):
+            non_binary.add(str(source))
+            continue
+        groups[str(source)][str(uid)].append(bool(value))
+    for (source, uid), expected in (expected_counts or {}).items():
+        if source in groups:
+            got = groups[source][uid]
+            got.extend([False] * max(int(expected) - len(got), 0))
+    metrics = {}
+    for source, by_uid in groups.items():
+        if source in non_binary:
+            continue
+        for k in k_ladder(min(len(v) for v in by_uid.values())):
+            metrics[f"val-core/{source}/acc/pass@{k}"] = mean_pass_at_k(by_uid, k)
+    if non_binary:
+        logger.warning("validation: acc is not 0/1 for %s: no pass@k for these sources", sorted(non_binary))
+    return metrics
 
 
 def _plain(node) -> dict:

@@ -39,19 +39,17 @@ def read_samples(path: Path) -> "OrderedDict[str, list[bool]]":
 
 
 def cmd_passk(args: argparse.Namespace) -> int:
-    from .core import pass_at_k
+    from .core import mean_pass_at_k
 
     per_problem = read_samples(args.samples)
     if not per_problem:
         raise SystemExit(f"{args.samples}: no samples")
     result: dict[str, float | int] = {"n_problems": len(per_problem)}
     for k in args.k:
-        short = [(pid, len(v)) for pid, v in per_problem.items() if len(v) < k]
-        if short:
-            pid, n = short[0]
-            raise SystemExit(f"problem {pid!r} has {n} samples, fewer than k={k} "
-                             f"({len(short)} problem(s) too short for pass@{k})")
-        result[f"pass@{k}"] = sum(pass_at_k(len(v), sum(v), k) for v in per_problem.values()) / len(per_problem)
+        try:
+            result[f"pass@{k}"] = mean_pass_at_k(per_problem, k)
+        except ValueError as exc:
+            raise SystemExit(str(exc)) from None
     if args.json:
         print(json.dumps(result))
     else:
@@ -128,6 +126,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--solution", default="3 + 4 = 7. The answer is \\boxed{7}.", help="seed solution to show")
     s.add_argument("--answer", default="7", help="its final answer")
     s.set_defaults(func=cmd_template)
+
+    from .model import add_parser as add_model_parser
+
+    add_model_parser(sub)
     return p
 
 

@@ -1,0 +1,282 @@
+"""``svs-verl plot``: pass@k curves of evaluation runs, and training curves from a run's metrics.
+
+    svs-verl plot passk --runs runs/eval_step0 runs/eval_step300 --labels base SvS --out passk.png
+    svs-verl plot passk --runs runs/eval_step0 --out figs/          # one PNG per benchmark
+    svs-verl plot training --metrics svs_dapo.jsonl --out training.png
+
+**pass@k** curves read each run's ``results.json`` (benchmarks, ``n``, the problems evaluated) and its
+per-sample JSONL, and compute the unbiased pass@k at every power of two up to ``n`` (and at ``n``), not
+only the k the run was asked for. x is k on a log2 axis. ``--out FILE.png`` draws one figure with a panel
+per benchmark; ``--out DIR`` (an existing directory, or a path without a suffix) one PNG per benchmark.
+
+**Training** curves come from verl's metrics. verl 0.9.1 writes them to a file with
+``trainer.logger=[console,file]``: its ``FileLogger`` (verl/utils/tracking.py) appends one JSON object per
+step, ``{"step": N, "data": {"metric": value, ...}}``, to ``$VERL_FILE_LOGGER_PATH`` if set, else to
+``$VERL_FILE_LOGGER_ROOT/<trainer.project_name>/<trainer.experiment_name>.jsonl`` (root defaults to the
+working directory). A saved console log works too: lines ``step:N - key:value - key:value ...`` as
+verl's console logger prints them (a Ray prefix such as ``(TaskRunner pid=1)`` is fine). Panels: accuracy
+/ reward per SvS role (``svs/oqa/acc_mean``, ``svs/spa/acc_mean``, ``svs/vps/reward_mean``,
+``critic/score/mean``), entropy per role (``svs/entropy/{oqa,vps,spa}``, ``actor/entropy``) and validation
+(``val-core/<source>/acc/mean@N`` and ``.../pass@K``); a panel without data is left out.
+
+matplotlib is used through its Agg canvas only (no pyplot state, no display needed).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from pathlib import Path
+from typing import Iterable
+
+from ..core import pass_at_k
+
+ACCURACY_KEYS = {"svs/oqa/acc_mean": "OQA accuracy (original problems)",
+                 "svs/spa/acc_mean": "SPA accuracy (variational problems)",
+                 "svs/vps/reward_mean": "VPS reward (syntheses)",
+                 "critic/score/mean": "score, whole batch"}
+ENTROPY_KEYS = {"svs/entropy/oqa": "OQA", "svs/entropy/vps": "VPS", "svs/entropy/spa": "SPA",
+                "actor/entropy": "actor/entropy (all)"}
+VAL_KEY = re.compile(r"^val-core/(?P<source>.+)/acc/(?P<metric>(?:mean|pass)@\d+)$")
+STEP_LINE = re.compile(r"(?:^|[\s)])step:(\d+) - (.*)$")
+# console values: 0.5, -1e-3, nan, inf, or a repr such as np.float64(0.5) / np.True_ / tensor(0.5)
+_WRAPPED = re.compile(r"^[\w.]+\((.*)\)$")
+
+
+def _figure(**kw):
+    try:
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise SystemExit("plotting needs matplotlib: pip install matplotlib") from None
+    return Figure(**kw)
+
+
+# --------------------------------------------------------------------------------------------- pass@k
+def _read_rows(path: Path) -> Iterable[dict]:
+    """Sample rows of a JSONL, skipping a line cut short by a crash (read only: the file is left as is)."""
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            try:
+                row = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(row, dict) and "problem_id" in row and "sample_index" in row and "correct" in row:
+                yield row
+
+
+def k_grid(n: int) -> list[int]:
+    """1, 2, 4, ... up to n, and n itself."""
+    ks = [1 << i for i in range(n.bit_length()) if 1 << i <= n]
+    return ks + ([n] if ks[-1] != n else [])
+
+
+def passk_curves(run: Path) -> tuple[dict[str, dict[int, float]], dict[str, int]]:
+    """{benchmark: {k: pass@k}} at every power of two <= n from an eval directory, and {benchmark: n_problems}."""
+    run = Path(run)
+    res_path = run / "results.json"
+    if not res_path.is_file():
+        raise SystemExit(f"{run}: no results.json (not an `svs-verl eval` output directory, or the run has "
+                         f"not finished: rerun it to resume)")
+    try:
+        results = json.loads(res_path.read_text(encoding="utf-8"))
+        n = int(results["config"]["n"])
+        benchmarks = results["benchmarks"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise SystemExit(f"{res_path}: unreadable results ({exc})") from None
+    curves: dict[str, dict[int, float]] = {}
+    sizes: dict[str, int] = {}
+    for b in benchmarks:
+        pids = set(b.get("per_problem_correct") or {})
+        if not pids:
+            continue
+        path = run / b["samples_file"]
+        if not path.is_file():
+            raise SystemExit(f"{path}: missing (listed in {res_path})")
+        correct: dict[str, int] = dict.fromkeys(pids, 0)
+        count: dict[str, int] = dict.fromkeys(pids, 0)
+        seen: set[tuple[str, int]] = set()
+        for row in _read_rows(path):
+            key = (row["problem_id"], int(row["sample_index"]))
+            if key[0] in pids and key[1] < n and key not in seen:
+                seen.add(key)
+                count[key[0]] += 1
+                correct[key[0]] += bool(row["correct"])
+        short = [pid for pid, c in count.items() if c != n]
+        if short:
+            raise SystemExit(f"{path}: problem {short[0]!r} has {count[short[0]]} of {n} samples "
+                             f"({len(short)} problem(s) incomplete); rerun the eval to complete it")
+        curves[b["benchmark"]] = {k: sum(pass_at_k(n, c, k) for c in correct.values()) / len(pids)
+                                  for k in k_grid(n)}
+        sizes[b["benchmark"]] = len(pids)
+    return curves, sizes
+
+
+def _labels(runs: list[Path], labels: list[str] | None) -> list[str]:
+    if labels:
+        if len(labels) != len(runs):
+            raise SystemExit(f"--labels: {len(labels)} label(s) for {len(runs)} run(s)")
+        return list(labels)
+    names = [Path(r).resolve().name for r in runs]
+    if len(set(names)) < len(names):   # same leaf names (e.g. .../step100/eval): show two levels
+        names = ["/".join(Path(r).resolve().parts[-2:]) for r in runs]
+    return names
+
+
+def _draw_passk(ax, bench: str, series: list[tuple[str, dict[int, float]]], n_problems: int) -> None:
+    all_k = sorted({k for _, c in series for k in c})
+    for label, curve in series:
+        ks = sorted(curve)
+        ax.plot(ks, [100 * curve[k] for k in ks], marker="o", markersize=3.5, label=label)
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(all_k)
+    ax.set_xticklabels([str(k) for k in all_k], fontsize=8)
+    ax.set_xlabel("k")
+    ax.set_ylabel("pass@k (%)")
+    ax.set_ylim(-2, 102)
+    ax.set_title(f"{bench} ({n_problems} problem{'' if n_problems == 1 else 's'})", fontsize=10)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8, loc="best")
+
+
+def plot_passk(runs: list[Path], out: Path, labels: list[str] | None = None) -> list[Path]:
+    """Overlay the runs' pass@k curves; returns the PNG paths written (see the module docstring for ``out``)."""
+    if not runs:
+        raise SystemExit("--runs: give at least one eval output directory")
+    names = _labels(runs, labels)
+    per_run = [passk_curves(Path(r)) for r in runs]
+    benches: list[str] = []
+    sizes: dict[str, int] = {}
+    for curves, sz in per_run:
+        for b in curves:
+            if b not in benches:
+                benches.append(b)
+            sizes.setdefault(b, sz[b])
+    if not benches:
+        raise SystemExit(f"no benchmark with evaluated problems in {[str(r) for r in runs]}")
+    out = Path(out)
+    one_file = out.suffix.lower() == ".png" and not out.is_dir()
+    written: list[Path] = []
+    if one_file:
+        cols = min(3, len(benches))
+        rows = math.ceil(len(benches) / cols)
+        fig = _figure(figsize=(5 * cols, 4 * rows), layout="constrained")
+        axes = fig.subplots(rows, cols, squeeze=False).ravel()
+        for ax, b in zip(axes, benches):
+            _draw_passk(ax, b, [(nm, c[b]) for nm, (c, _) in zip(names, per_run) if b in c], sizes[b])
+        for ax in axes[len(benches):]:
+            ax.set_visible(False)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(out, dpi=120)
+        written.append(out)
+    else:
+        out.mkdir(parents=True, exist_ok=True)
+        for b in benches:
+            fig = _figure(figsize=(5.5, 4.2), layout="constrained")
+            _draw_passk(fig.subplots(), b, [(nm, c[b]) for nm, (c, _) in zip(names, per_run) if b in c], sizes[b])
+            path = out / f"passk_{re.sub(r'[^A-Za-z0-9._-]+', '_', b)}.png"
+            fig.savefig(path, dpi=120)
+            written.append(path)
+    return written
+
+
+# --------------------------------------------------------------------------------------------- training
+def _number(text: str) -> float | None:
+    text = text.strip()
+    m = _WRAPPED.match(text)
+    if m:
+        text = m.group(1).split(",")[0].strip()
+    if text in ("True", "np.True_"):
+        return 1.0
+    if text in ("False", "np.False_"):
+        return 0.0
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def read_metrics(path: Path) -> dict[int, dict[str, float]]:
+    """{step: {metric: value}} from verl's file-logger JSONL, flat ``{"step": N, metric: value}`` JSONL, or a
+    console log with ``step:N - key:value`` lines (other lines ignored; a later line for a step updates it)."""
+    path = Path(path)
+    if not path.is_file():
+        raise SystemExit(f"--metrics {path}: no such file")
+    steps: dict[int, dict[str, float]] = {}
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        for line in fh:
+            line = line.rstrip("\n")
+            obj = None
+            if line.lstrip().startswith("{"):
+                try:
+                    obj = json.loads(line)
+                except ValueError:
+                    obj = None      # a truncated last line of a run still in progress
+            if isinstance(obj, dict) and "step" in obj:
+                data = obj["data"] if isinstance(obj.get("data"), dict) else obj
+                vals = {k: float(v) for k, v in data.items()
+                        if k != "step" and isinstance(v, (int, float)) and not isinstance(v, bool)}
+                try:
+                    step = int(obj["step"])
+                except (TypeError, ValueError):
+                    continue
+                steps.setdefault(step, {}).update(vals)
+                continue
+            m = STEP_LINE.search(line)
+            if not m:
+                continue
+            vals = {}
+            for item in m.group(2).split(" - "):
+                key, sep, value = item.rpartition(":")
+                num = _number(value) if sep else None
+                if key and num is not None:
+                    vals[key.strip()] = num
+            steps.setdefault(int(m.group(1)), {}).update(vals)
+    if not steps:
+        raise SystemExit(f"{path}: no metrics found; expected verl's file-logger JSONL lines "
+                         f'{{"step": N, "data": {{...}}}} or console lines "step:N - key:value - ..."')
+    return steps
+
+
+def _series(steps: dict[int, dict[str, float]], key: str) -> tuple[list[int], list[float]]:
+    xs = [s for s in sorted(steps) if key in steps[s] and math.isfinite(steps[s][key])]
+    return xs, [steps[s][key] for s in xs]
+
+
+def plot_training(metrics: Path, out: Path) -> Path:
+    """Accuracy, entropy and validation panels over training steps; returns ``out``."""
+    steps = read_metrics(metrics)
+    keys = {k for vals in steps.values() for k in vals}
+    val_keys = sorted(k for k in keys if VAL_KEY.match(k))
+    panels = []
+    acc = [(k, lbl) for k, lbl in ACCURACY_KEYS.items() if k in keys]
+    ent = [(k, lbl) for k, lbl in ENTROPY_KEYS.items() if k in keys]
+    if acc:
+        panels.append(("accuracy / reward per role", "mean over the step's groups", acc))
+    if ent:
+        panels.append(("token entropy per role", "entropy (nats)", ent))
+    if val_keys:
+        panels.append(("validation", "accuracy", [(k, k[len("val-core/"):]) for k in val_keys]))
+    if not panels:
+        shown = ", ".join(sorted(keys)[:12])
+        raise SystemExit(f"{metrics}: none of the plotted metrics ({', '.join(ACCURACY_KEYS)}, "
+                         f"{', '.join(ENTROPY_KEYS)}, val-core/<source>/acc/mean@N) are in it; found: {shown}")
+    fig = _figure(figsize=(5.2 * len(panels), 4), layout="constrained")
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    for ax, (title, ylabel, series) in zip(axes, panels):
+        for key, label in series:
+            xs, ys = _series(steps, key)
+            ax.plot(xs, ys, marker="o" if len(xs) <= 30 else None, markersize=3, label=label)
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("training step")
+        ax.set_ylabel(ylabel)
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle(Path(metrics).name, fontsize=9)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=120)
+    return out
+
+
+__all__ = ["plot_passk", "passk_curves", "plot_training", "read_metrics", "k_grid"]

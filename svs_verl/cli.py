@@ -127,9 +127,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--answer", default="7", help="its final answer")
     s.set_defaults(func=cmd_template)
 
+    from .data.cli import add_parser as add_data_parser
+    from .evaluation.cli import add_parsers as add_eval_parsers
     from .model import add_parser as add_model_parser
+    from .preview import add_parser as add_preview_parser
+    from .quickstart import add_parser as add_quickstart_parser
 
     add_model_parser(sub)
+    add_data_parser(sub)
+    add_quickstart_parser(sub)
+    add_preview_parser(sub)
+    add_eval_parsers(sub)
     return p
 
 

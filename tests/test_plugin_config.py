@@ -92,6 +92,18 @@ def test_main_ppo_composes_both_configs_and_they_differ_only_in_svs():
     assert dapo["algorithm"]["filter_groups"]["enable"] is True and dapo["reward"]["reward_manager"]["name"] == "svs"
 
 
+@pytest.mark.parametrize("name", ["svs_dapo", "dapo"])
+def test_base_configs_pass_verls_own_validation(name):
+    """The README's plain main_ppo command: verl's validate_config accepts the composed config as it is."""
+    import verl  # noqa: F401
+    from verl.trainer.ppo.utils import need_critic, need_reference_policy
+    from verl.utils.config import validate_config
+
+    cfg = compose(name, ["trainer.n_gpus_per_node=8"])
+    validate_config(cfg, use_reference_policy=need_reference_policy(cfg), use_critic=need_critic(cfg))
+    assert list(cfg.trainer.logger) == ["console", "file"]
+
+
 def test_misspelled_key_fails_composition():
     out = cfg_job("svs_dapo", "svs.synthesis_nn=4")
     assert out.returncode != 0 and "synthesis_nn" in out.stderr

@@ -13,6 +13,10 @@ from .bands import AccuracyBand
 from .guards import GuardConfig
 from .selection import UpdateRules
 
+# Keys of the `svs:` config section that configure the verl-side sampler (where dumps go, how it polls,
+# how long it waits), not the algorithm; with their defaults. ``SvsSettings.from_mapping`` rejects them.
+SAMPLER_KEYS = {"dump_dir": None, "poll_interval_s": 0.5, "tail_timeout_s": 3600.0}
+
 
 @dataclass(frozen=True)
 class SvsSettings:

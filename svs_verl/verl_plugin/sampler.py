@@ -36,6 +36,7 @@ from verl.trainer.ppo.v1.replay_buffer import ReplayBuffer
 from verl.utils.tensordict_utils import list_of_dict_to_tensordict
 
 from ..core import SvsRound, SvsSettings, SynthesisTemplate
+from ..core.config import SAMPLER_KEYS
 from ..core.round import SolveTask, SynthesisTask
 
 logger = logging.getLogger(__name__)
@@ -75,8 +76,7 @@ def _session_of(key: str) -> tuple[int, int]:
 
 
 class SvsReplayBuffer(ReplayBuffer):
-    # keys of the `svs:` config section that belong to this verl-side sampler, not to the core algorithm
-    PLUGIN_KEYS = {"dump_dir": None, "poll_interval_s": 0.5, "tail_timeout_s": 3600.0}
+    PLUGIN_KEYS = SAMPLER_KEYS  # keys of the `svs:` section that belong to this sampler, not to the algorithm
 
     def __init__(self, trainer_mode, trainer_config, max_off_policy_threshold, max_off_policy_strategy,
                  sampler_kwargs, refill_fn=None, *, svs: dict | None = None, **replay_buffer_kwargs):

@@ -1,0 +1,259 @@
+"""``svs-verl preview``: one SvS synthesis round with a real model, no training (CPU or GPU).
+
+    svs-verl preview                                   # embedded SmolLM2-135M, embedded data, quickstart config
+    svs-verl preview --model DIR --data train.parquet --config svs_dapo --problems 16
+    svs-verl preview --template my_template.yaml --json round.json
+
+How a user checks a synthesis template and a model before spending GPU hours. It takes the SvS settings
+from a run config (``--config``: a name in ``svs-verl configs`` or a YAML file, plus ``--set key=value``
+overrides, composed exactly as ``main_ppo`` composes them) and runs what one training step runs, with the
+real ``svs_verl.core`` code and the real verifier:
+
+1. samples ``actor_rollout_ref.rollout.n`` solutions for each of N problems and verifies them;
+2. ``SvsRound.add_original``: problems in the underperforming band give seeds -> synthesis prompts;
+3. samples ``svs.synthesis_n`` syntheses per seed; ``add_syntheses`` parses and guards them;
+4. samples ``svs.solve_n`` solutions per accepted problem (``svs.solve_template``), verified against the
+   ORIGINAL reference answer; ``add_solves``; then ``plan()`` gives rewards and the update groups.
+
+It prints the originals, every synthesis with its verdict, solve accuracy and reward, and a summary.
+Generation uses ``svs_verl.evaluation.generate`` (vLLM on a CUDA GPU, else transformers).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+
+def load_settings(config: str, overrides: list[str]) -> dict[str, Any]:
+    """The parts of a run config that one SvS round needs, composed as ``main_ppo`` composes them."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from .quickstart import configs_dir
+
+    path = Path(config)
+    if path.suffix in (".yaml", ".yml"):
+        if not path.is_file():
+            raise SystemExit(f"svs-verl preview: config file {path} does not exist")
+        config_dir, name = path.resolve().parent, path.stem
+    else:
+        config_dir, name = configs_dir(), config
+        if not (config_dir / f"{name}.yaml").is_file():
+            known = sorted(p.stem for p in config_dir.glob("*.yaml"))
+            raise SystemExit(f"svs-verl preview: no config {name!r}; built-in configs: {known}")
+    try:
+        with initialize_config_dir(config_dir=str(config_dir), version_base=None):
+            cfg = compose(config_name=name, overrides=overrides)
+    except Exception as exc:  # hydra's errors name the bad key or file
+        raise SystemExit(f"svs-verl preview: cannot compose {config}: {exc}") from None
+    if "svs" not in cfg:
+        raise SystemExit(f"svs-verl preview: config {config} has no svs: section (use quickstart or svs_dapo)")
+    rollout = cfg.actor_rollout_ref.rollout
+    extraction = cfg.reward.reward_kwargs.get("answer_extraction", "auto")
+    if OmegaConf.is_config(extraction):
+        extraction = OmegaConf.to_container(extraction, resolve=True)
+    return {
+        "svs": OmegaConf.to_container(cfg.svs, resolve=True),
+        "n": int(rollout.n), "temperature": float(rollout.temperature), "top_p": float(rollout.get("top_p", 1.0)),
+        "max_tokens": int(cfg.data.max_response_length),
+        "extraction": extraction if isinstance(extraction, dict) else {"default": extraction},
+    }
+
+
+def load_problems(path: Path, limit: int) -> list[dict[str, Any]]:
+    """The first ``limit`` usable rows of a verl-format parquet (prompt messages, ground truth, problem)."""
+    import pandas as pd
+
+    if not path.is_file():
+        raise SystemExit(f"svs-verl preview: data file {path} does not exist")
+    df = pd.read_parquet(path)
+    missing = [c for c in ("prompt", "reward_model") if c not in df.columns]
+    if missing:
+        raise SystemExit(f"svs-verl preview: {path} lacks the verl column(s) {missing}")
+    rows, bad = [], []
+    for i, row in enumerate(df.to_dict("records")):
+        prompt = [dict(m) for m in row["prompt"]] if row.get("prompt") is not None else []
+        gt = (row.get("reward_model") or {}).get("ground_truth")
+        user = [m.get("content") for m in prompt if m.get("role") == "user"]
+        if not user or not isinstance(user[-1], str) or gt is None or str(gt).strip() == "":
+            bad.append(i)
+            continue
+        extra = row.get("extra_info") or {}
+        rows.append({"row": i, "prompt": prompt, "ground_truth": str(gt), "problem": extra.get("problem") or user[-1],
+                     "data_source": str(row.get("data_source", "unknown"))})
+        if len(rows) == limit:
+            break
+    if bad:
+        print(f"svs-verl preview: skipped {len(bad)} row(s) of {path} without a user prompt or ground truth: "
+              f"rows {bad[:10]}{' ...' if len(bad) > 10 else ''}", file=sys.stderr)
+    if not rows:
+        raise SystemExit(f"svs-verl preview: no usable rows in {path}")
+    return rows
+
+
+def _clip(text: Any, width: int) -> str:
+    s = " ".join(str(text).split()) if text is not None else "-"
+    return s if len(s) <= width else s[: width - 1] + "…"
+
+
+class _Progress:
+    def __init__(self, label: str):
+        self.label, self.t0, self.last = label, time.time(), 0.0
+
+    def __call__(self, done: int, total: int) -> None:
+        now = time.time()
+        if done < total and now - self.last < 2.0:
+            return
+        self.last = now
+        eta = (now - self.t0) / done * (total - done) if done else float("nan")
+        print(f"\r  {self.label}: {done}/{total} samples, {now - self.t0:.0f} s, ETA {eta:.0f} s   ",
+              end="\n" if done >= total else "", file=sys.stderr, flush=True)
+
+
+def run_round(generator, problems: list[dict], settings: dict, seed: int) -> dict[str, Any]:
+    """One SvS round with the real core code; returns originals, the plan's records and metrics."""
+    from .core import SvsRound, SvsSettings
+    from .core.config import SAMPLER_KEYS
+    from .verify import verify_batch
+
+    svs = SvsSettings.from_mapping({k: v for k, v in settings["svs"].items() if k not in SAMPLER_KEYS})
+    rnd = SvsRound(svs)
+    gen = {"temperature": settings["temperature"], "top_p": settings["top_p"], "max_tokens": settings["max_tokens"]}
+
+    def extraction(source: str) -> str:
+        table = settings["extraction"]
+        return table.get(source, table.get("default", "auto"))
+
+    def verify(texts: list[str], answer: str, source: str) -> list[bool]:
+        return [v.correct for v in verify_batch(texts, [answer] * len(texts), extract=extraction(source))]
+
+    n = settings["n"]
+    print(f"[1/3] solving {len(problems)} problems x {n} samples ({generator.name})", file=sys.stderr)
+    outs = generator.generate([p["prompt"] for p in problems], n, seed=seed, progress=_Progress("solutions"), **gen)
+    originals, synthesis_tasks = [], []
+    for i, (p, samples) in enumerate(zip(problems, outs)):
+        texts = [s.text for s in samples]
+        correct = verify(texts, p["ground_truth"], p["data_source"])
+        tasks = rnd.add_original(f"p{i}", p["problem"], p["ground_truth"], texts, correct)
+        synthesis_tasks += [(t, p["data_source"]) for t in tasks]
+        originals.append({"uid": f"p{i}", "row": p["row"], "problem": p["problem"], "ground_truth": p["ground_truth"],
+                          "correct": sum(correct), "n": len(correct), "seeds": len(tasks),
+                          "in_band": svs.underperforming().contains(sum(correct), len(correct))})
+
+    solve_tasks = []
+    if synthesis_tasks:
+        print(f"[2/3] synthesizing: {len(synthesis_tasks)} seeds x {svs.synthesis_n} samples "
+              f"(template {rnd.template.name})", file=sys.stderr)
+        outs = generator.generate([t.messages for t, _ in synthesis_tasks], svs.synthesis_n, seed=seed + 1,
+                                  progress=_Progress("syntheses"), **gen)
+        for (task, source), samples in zip(synthesis_tasks, outs):
+            solve_tasks += [(t, source) for t in rnd.add_syntheses(task.uid, [s.text for s in samples])]
+    else:
+        print("[2/3] no problem in the underperforming band: nothing to synthesize", file=sys.stderr)
+    if solve_tasks:
+        print(f"[3/3] solving {len(solve_tasks)} variational problems x {svs.solve_n} samples", file=sys.stderr)
+        prompts = [[{"role": "user", "content": svs.solve_template.replace("{problem}", t.problem)}]
+                   for t, _ in solve_tasks]
+        outs = generator.generate(prompts, svs.solve_n, seed=seed + 2, progress=_Progress("variational solves"),
+                                  **gen)
+        for (task, source), samples in zip(solve_tasks, outs):
+            rnd.add_solves(task.uid, verify([s.text for s in samples], task.ground_truth, source))
+    else:
+        print("[3/3] no accepted variational problem: nothing to solve", file=sys.stderr)
+    plan = rnd.plan()
+    return {"originals": originals, "records": plan.records, "metrics": plan.metrics,
+            "update": {"oqa": plan.originals, "vps": list(plan.syntheses), "spa": plan.solves},
+            "settings": {k: v for k, v in settings.items()}, "template": rnd.template.name}
+
+
+def render(result: dict[str, Any], width: int = 60) -> str:
+    lines = ["", "== original problems (underperforming band -> seeds)",
+             f"{'#':>3}  {'correct':>7}  {'band':4}  {'seeds':>5}  {'answer':>8}  problem"]
+    for o in result["originals"]:
+        lines.append(f"{o['uid']:>3}  {o['correct']:>3}/{o['n']:<3}  {'yes' if o['in_band'] else 'no':4}  "
+                     f"{o['seeds']:>5}  {_clip(o['ground_truth'], 8):>8}  {_clip(o['problem'], width)}")
+    lines += ["", f"== syntheses (template {result['template']}): verdict, parsed problem, solve accuracy, reward",
+              f"{'seed':<10} {'#':>2}  {'verdict':<22} {'solved':>6}  {'reward':>6}  problem (or raw output)"]
+    for r in result["records"]:
+        acc = "-" if r["solve_accuracy"] is None else f"{r['solve_accuracy']:.2f}"
+        reward = "-" if r["reward"] is None else str(r["reward"])
+        shown = r["problem"] if r["problem"] is not None else f"[{_clip(r['synthesis'], width - 2)}]"
+        lines.append(f"{r['synthesis_uid']:<10} {r['sample_index']:>2}  {r['verdict']:<22} {acc:>6}  {reward:>6}  "
+                     f"{_clip(shown, width)}")
+    m = result["metrics"]
+    rejects = Counter({k.split("/", 2)[2]: int(v) for k, v in m.items() if k.startswith("svs/reject/")})
+    syn = int(m.get("svs/syntheses", 0))
+    lines += ["", "== summary",
+              f"problems {len(result['originals'])}, in the underperforming band "
+              f"{sum(o['in_band'] for o in result['originals'])}, original accuracy {m.get('svs/oqa/acc_mean', 0):.3f}",
+              f"seeds {int(m.get('svs/seeds', 0))}, syntheses {syn}, accepted {int(m.get('svs/accepted', 0))} "
+              f"({m.get('svs/valid_ratio', 0):.1%})",
+              "rejections: " + (", ".join(f"{k} {v}" for k, v in rejects.most_common()) or "none"),
+              f"variational solve accuracy {m.get('svs/spa/acc_mean', 0):.3f}; synthesis reward mean "
+              f"{m.get('svs/vps/reward_mean', 0):.3f} "
+              f"({sum(1 for r in result['records'] if r['reward'] == 1)} syntheses earned 1)",
+              f"groups a training step would update on: original {len(result['update']['oqa'])}, "
+              f"synthesis {len(result['update']['vps'])}, variational solve {len(result['update']['spa'])}"]
+    return "\n".join(lines)
+
+
+def run(args) -> int:
+    from .evaluation.generate import load_generator
+
+    t0 = time.time()
+    settings = load_settings(args.config, args.set)
+    if args.template:
+        settings["svs"]["template"] = args.template
+    if args.max_tokens:
+        settings["max_tokens"] = args.max_tokens
+    for key in ("n", "synthesis_n", "solve_n"):
+        value = getattr(args, key)
+        if value:
+            (settings if key == "n" else settings["svs"])[key] = value
+    if args.data is None or args.model is None:
+        from .quickstart import prepare_assets
+
+        model, data = prepare_assets(args.model, None, seed=0)
+        model, data_file = args.model or model, args.data or data / "train.parquet"
+    else:
+        model, data_file = args.model, args.data
+    problems = load_problems(Path(data_file), args.problems)
+    print(f"svs-verl preview: model {model}, {len(problems)} problems from {data_file}, config {args.config}",
+          file=sys.stderr)
+    generator = load_generator(str(model), backend=args.backend)
+    result = run_round(generator, problems, settings, args.seed)
+    print(render(result, width=args.width))
+    print(f"\n({time.time() - t0:.0f} s)", file=sys.stderr)
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=1, default=str), encoding="utf-8")
+        print(f"round written to {args.json}", file=sys.stderr)
+    return 0
+
+
+def add_parser(subparsers) -> None:
+    s = subparsers.add_parser("preview", help="one SvS synthesis round with a real model, as a table (CPU or GPU)")
+    s.add_argument("--model", type=Path, default=None, help="HF model directory (default: the embedded SmolLM2-135M)")
+    s.add_argument("--data", type=Path, default=None,
+                   help="verl-format parquet of problems (default: the embedded quickstart training data)")
+    s.add_argument("--config", default="quickstart",
+                   help="run config whose svs/rollout/reward settings are used: a name (quickstart, svs_dapo) "
+                        "or a YAML file")
+    s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="hydra override of that config, e.g. --set svs.synthesis_n=4 (repeatable)")
+    s.add_argument("--problems", type=int, default=8, help="number of problems (first rows of the data)")
+    s.add_argument("--n", type=int, default=None, help="solutions per problem (default: rollout.n of the config)")
+    s.add_argument("--synthesis-n", type=int, default=None, help="syntheses per seed (default: svs.synthesis_n)")
+    s.add_argument("--solve-n", type=int, default=None, help="solutions per variational problem (default: svs.solve_n)")
+    s.add_argument("--template", default=None, help="synthesis template: built-in name or YAML/JSON file")
+    s.add_argument("--max-tokens", type=int, default=None,
+                   help="tokens per sample (default: data.max_response_length of the config)")
+    s.add_argument("--backend", default="auto", choices=["auto", "vllm", "transformers"], help="generation backend")
+    s.add_argument("--seed", type=int, default=0, help="sampling seed")
+    s.add_argument("--width", type=int, default=60, help="characters of problem text shown per row")
+    s.add_argument("--json", default=None, help="also write the whole round (records, metrics) to this JSON file")
+    s.set_defaults(func=run)

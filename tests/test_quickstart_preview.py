@@ -1,0 +1,184 @@
+"""The README's main job and its CPU companion: ``svs-verl quickstart`` (config composition, the no-GPU stop,
+progress and summary from verl's own file logger) and ``svs-verl preview`` (one SvS round through the real
+core, verifier and config; with a scripted LM for exact expectations and with a tiny real model end to end).
+
+    .venv/bin/python -m pytest tests/test_quickstart_preview.py -q
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+from svs_test_helpers import build
+from tiny_lm import tiny_model  # noqa: F401  (fixture)
+
+from svs_verl.cli import main
+from svs_verl.evaluation.generate import Sample
+from svs_verl.preview import load_settings, render, run_round
+from svs_verl.quickstart import main_ppo_command, parse_step_line, summarize
+
+ROOT = Path(__file__).resolve().parents[1]
+INSTRUCTION = "Answer with just the final number."
+
+
+def arith_parquet(path: Path, pairs) -> Path:
+    rows = [{"data_source": "quickstart/arith-l1", "ability": "math",
+             "prompt": [{"role": "user", "content": f"What is {a} + {b}? {INSTRUCTION}"}],
+             "reward_model": {"style": "rule", "ground_truth": str(a + b)},
+             "extra_info": {"index": i, "split": "train", "problem": f"What is {a} + {b}?"}}
+            for i, (a, b) in enumerate(pairs)]
+    pd.DataFrame(rows).to_parquet(path)
+    return path
+
+
+# ---- quickstart ---------------------------------------------------------------------------------------
+def test_quickstart_stops_at_once_without_a_gpu_and_points_to_preview(tmp_path):
+    t0 = time.time()
+    out = subprocess.run([sys.executable, "-m", "svs_verl.cli", "quickstart", "--out", str(tmp_path / "qs")],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 1 and "svs-verl preview" in out.stderr and "CUDA GPU" in out.stderr
+    assert time.time() - t0 < 60 and not (tmp_path / "qs").exists()   # nothing built, nothing started
+
+
+def test_quickstart_script_stops_before_installing_without_a_gpu(tmp_path):
+    env = {**os.environ, "SVS_VENV": str(tmp_path / "venv"), "PATH": f"{tmp_path}:/usr/bin:/bin"}
+    (tmp_path / "nvidia-smi").write_text("#!/bin/sh\necho 'NVIDIA-SMI has failed' >&2\nexit 9\n")
+    (tmp_path / "nvidia-smi").chmod(0o755)
+    out = subprocess.run(["bash", str(ROOT / "examples" / "quickstart.sh")], capture_output=True, text=True,
+                         timeout=60, env=env)
+    assert out.returncode == 1 and "svs-verl preview" in out.stderr
+    assert not (tmp_path / "venv").exists()
+
+
+def test_quickstart_command_composes_with_main_ppo(tmp_path):
+    """The exact command the quickstart runs, composed by verl's main_ppo (--cfg job): every key exists."""
+    cmd = main_ppo_command(Path("/models/smol"), tmp_path / "data", tmp_path / "out", 7, ["svs.synthesis_n=4"])
+    out = subprocess.run([*cmd, "--cfg", "job"], capture_output=True, text=True, timeout=300, cwd="/tmp")
+    assert out.returncode == 0, out.stderr[-3000:]
+    job = yaml.safe_load(out.stdout)
+    assert job["actor_rollout_ref"]["model"]["path"] == "/models/smol"
+    assert job["data"]["train_files"] == str(tmp_path / "data" / "train.parquet")
+    assert job["trainer"]["total_training_steps"] == 7 and job["trainer"]["n_gpus_per_node"] == 1
+    assert job["trainer"]["default_local_dir"] == str(tmp_path / "out" / "ckpt")
+    assert "file" in job["trainer"]["logger"] and job["trainer"]["v1"]["trainer_mode"] == "svs"
+    assert job["svs"]["template"] == "oneline" and job["svs"]["synthesis_n"] == 4
+    assert job["reward"]["reward_kwargs"]["answer_extraction"] == {"default": "last_number", "quickstart/champ": "auto"}
+    assert job["actor_rollout_ref"]["model"]["override_config"]["attn_implementation"] == "sdpa"
+    # the algorithm is svs_dapo's: only sizes, formats and run bookkeeping differ
+    assert job["actor_rollout_ref"]["actor"]["clip_ratio_high"] == 0.28 and job["svs"]["reward_band"] == [0.125, 0.625]
+
+
+def test_quickstart_config_builds_the_svs_trainer():
+    t = build([], name="quickstart")
+    s = t.replay_buffer.settings
+    assert type(t).__name__ == "SvsTrainer" and t.replay_buffer.template.name == "oneline"
+    assert s.solve_template == "{problem} Answer with just the final number." and s.max_seeds_per_problem == 1
+
+
+def test_progress_and_summary_from_verls_file_logger(tmp_path, monkeypatch):
+    from verl.utils.tracking import FileLogger
+
+    metrics = tmp_path / "metrics.jsonl"
+    monkeypatch.setenv("VERL_FILE_LOGGER_PATH", str(metrics))
+    log = FileLogger("p", "e")
+    log.log({"val-core/quickstart/arith-l1/acc/mean@8": 0.1, "val-core/quickstart/arith-l1/acc/pass@8": 0.5}, 0)
+    for step, (acc, syn, accepted) in enumerate([(0.15, 40, 10), (0.2, 48, 18)], 1):
+        log.log({"svs/oqa/acc_mean": acc, "svs/seeds": syn / 8, "svs/syntheses": syn, "svs/accepted": accepted,
+                 "svs/spa/acc_mean": 0.3, "timing_s/step": 10.0 + step}, step)
+    log.log({"val-core/quickstart/arith-l1/acc/pass@1": 0.2, "val-core/quickstart/arith-l1/acc/pass@8": 0.6}, 2)
+    log.finish()
+    with open(metrics, "a") as fh:
+        fh.write('{"step": 3, "data": {"svs/oqa')          # a line torn by a crash is skipped
+    text = summarize(metrics, tmp_path, wall_s=90.0, rc=0)
+    assert "steps         2 in 1.5 min" in text and "step time     11.5 s mean" in text
+    assert "synthesized   88 problems from 11 seeds; accepted 28 (31.8% of syntheses)" in text
+    assert "original problems 0.150 (step 1) -> 0.200 (step 2)" in text
+    assert "validation    step 2: quickstart/arith-l1 pass@1 0.200, quickstart/arith-l1 pass@8 0.600" in text
+    assert str(tmp_path / "ckpt" / "svs") in text
+    step, m = parse_step_line("(TaskRunner pid=1) step:3 - svs/oqa/acc_mean:0.25 - timing_s/step:9.5 - svs/syntheses:8")
+    assert step == 3 and m == {"svs/oqa/acc_mean": 0.25, "timing_s/step": 9.5, "svs/syntheses": 8.0}
+    assert summarize(tmp_path / "missing.jsonl", tmp_path, 5.0, 1).startswith("== svs-verl quickstart: main_ppo exited with 1")
+
+
+# ---- preview ------------------------------------------------------------------------------------------
+class ScriptedLM:
+    """A language model whose answers are fixed by the prompt (the LM is the one thing a CPU cannot run at
+    scale); everything else in the round is the real code."""
+
+    name = "scripted"
+
+    def __init__(self):
+        self.calls = []
+
+    def generate(self, prompts, n, *, temperature, top_p, max_tokens, seed, progress=None):
+        self.calls.append((len(prompts), n))
+        out = []
+        for messages in prompts:
+            user = messages[-1]["content"]
+            if messages[0]["role"] == "system":        # a synthesis prompt (oneline template)
+                texts = ["Question: How much is 4 plus 3?", "I like numbers.", "Question: How much is 4 plus 3?",
+                         "Question: What do you get when 5 and 2 are added?"] + ["no question here"] * (n - 4)
+            elif user.startswith("What is 3 + 4?"):  # 2 of 8 correct: underperforming
+                texts = ["3 + 4 = 7", "It is 7"] + ["8"] * (n - 2)
+            elif user.startswith("What is 1 + 1?"):  # 8 of 8: not a seed
+                texts = ["2"] * n
+            elif user.startswith("How much is 4 plus 3?"):   # 3 of 8: inside the reward band
+                texts = ["7", "7", "7"] + ["9"] * (n - 3)
+            else:                                     # 0 of 8: too hard, reward 0
+                texts = ["1"] * n
+            out.append([Sample(t, 3, 0.5, True) for t in texts[:n]])
+        if progress:
+            progress(len(prompts) * n, len(prompts) * n)
+        return out
+
+
+def test_preview_round_through_the_real_core_and_verifier(tmp_path):
+    settings = load_settings("quickstart", [])
+    assert settings["n"] == 8 and settings["extraction"] == {"default": "last_number", "quickstart/champ": "auto"}
+    problems = [{"row": i, "prompt": [{"role": "user", "content": f"{q} {INSTRUCTION}"}], "ground_truth": gt,
+                 "problem": q, "data_source": "quickstart/arith-l1"}
+                for i, (q, gt) in enumerate([("What is 3 + 4?", "7"), ("What is 1 + 1?", "2")])]
+    lm = ScriptedLM()
+    result = run_round(lm, problems, settings, seed=0)
+    assert [(o["correct"], o["in_band"], o["seeds"]) for o in result["originals"]] == [(2, True, 1), (8, False, 0)]
+    assert lm.calls == [(2, 8), (1, 8), (2, 8)]   # originals, one seed's syntheses, two accepted problems
+    verdicts = [r["verdict"] for r in result["records"]]
+    assert verdicts == ["ok", "no_fence", "duplicate_of_sibling", "ok"] + ["no_fence"] * 4
+    rewards = [r["reward"] for r in result["records"]]
+    assert rewards == [1, 0, 0, 0, 0, 0, 0, 0]    # 3/8 solved is inside [1/8, 5/8]; 0/8 is not
+    m = result["metrics"]
+    assert (m["svs/seeds"], m["svs/syntheses"], m["svs/accepted"], m["svs/reject/no_fence"]) == (1, 8, 2, 5)
+    assert result["update"] == {"oqa": ["p0"], "vps": ["p0-syn0"], "spa": ["p0-syn0-v0"]}
+    table = render(result)
+    assert "seeds 1, syntheses 8, accepted 2 (25.0%)" in table and "no_fence 5, duplicate_of_sibling 1" in table
+    assert "How much is 4 plus 3?" in table and "original 1, synthesis 1, variational solve 1" in table
+
+
+def test_preview_config_errors_name_the_problem(tmp_path):
+    with pytest.raises(SystemExit, match="no config 'nope'"):
+        load_settings("nope", [])
+    with pytest.raises(SystemExit, match="synthesis_nn"):
+        load_settings("quickstart", ["svs.synthesis_nn=3"])
+    with pytest.raises(SystemExit, match="has no svs: section"):
+        load_settings("dapo", [])
+
+
+def test_preview_end_to_end_with_a_real_model(tiny_model, tmp_path, capsys):
+    data = arith_parquet(tmp_path / "p.parquet", [(1, 2), (3, 4), (2, 5)])
+    rc = main(["preview", "--model", str(tiny_model), "--data", str(data), "--problems", "2", "--n", "4",
+               "--synthesis-n", "2", "--solve-n", "2", "--max-tokens", "6", "--backend", "transformers",
+               "--json", str(tmp_path / "round.json")])
+    assert rc == 0
+    shown = capsys.readouterr().out
+    result = json.loads((tmp_path / "round.json").read_text())
+    assert [o["n"] for o in result["originals"]] == [4, 4] and result["originals"][1]["problem"] == "What is 3 + 4?"
+    assert len(result["records"]) == result["metrics"]["svs/seeds"] * 2
+    assert "== summary" in shown and "problems 2, in the underperforming band" in shown

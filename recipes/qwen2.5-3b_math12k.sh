@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Paper setting: Qwen2.5-3B-Instruct on MATH-12k, 300 steps, one node of 8 GPUs (80 GB).
+#   VARIANT=svs  bash recipes/qwen2.5-3b_math12k.sh [hydra overrides]    # SvS         (configs/svs_dapo.yaml)
+#   VARIANT=dapo bash recipes/qwen2.5-3b_math12k.sh [hydra overrides]    # DAPO baseline (configs/dapo.yaml), all else identical
+#   DRY_RUN=1 bash recipes/qwen2.5-3b_math12k.sh                         # print the command instead of running it
+# Env (defaults):
+#   MODEL=Qwen/Qwen2.5-3B-Instruct
+#   TRAIN=$DATA_DIR/math-12k/train.parquet   VAL=$DATA_DIR/eval/test.parquet   DATA_DIR=data
+#   STEPS=300   NNODES=1   GPUS_PER_NODE=8
+#   ROLLOUT_TP=1 (vLLM tensor parallel)   SP=1 (Ulysses sequence parallel)   OFFLOAD=false (FSDP param+optimizer)
+#   MAX_TOKENS_PER_GPU=24576 (dynamic micro batches)   GPU_MEM_UTIL=0.7 (vLLM)
+#   VARIANT, PROJECT, EXP, OUT, MINI_BATCH, SAVE_FREQ, TEST_FREQ, KEEP_CKPTS, SOLVE_TEMPLATE, PYTHON, CONFIG_PATH,
+#   DRY_RUN: see recipes/common.sh. Data: recipes/README.md.
+set -euo pipefail
+SETTING=qwen2.5-3b-math12k
+: "${DATA_DIR:=data}"
+: "${MODEL:=Qwen/Qwen2.5-3B-Instruct}"
+: "${TRAIN:=$DATA_DIR/math-12k/train.parquet}"
+: "${VAL:=$DATA_DIR/eval/test.parquet}"
+: "${STEPS:=300}"
+: "${NNODES:=1}"
+: "${GPUS_PER_NODE:=8}"
+: "${ROLLOUT_TP:=1}"
+: "${SP:=1}"
+: "${OFFLOAD:=false}"
+: "${MAX_TOKENS_PER_GPU:=24576}"
+: "${GPU_MEM_UTIL:=0.7}"
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"

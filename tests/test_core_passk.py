@@ -44,3 +44,21 @@ def test_large_n_matches_exact_rational(n, c, k):
 def test_invalid_input(args, msg):
     with pytest.raises(ValueError, match=msg):
         pass_at_k(*args)
+
+
+def test_mean_pass_at_k_averages_problems_and_names_a_short_one():
+    from svs_verl.core import mean_pass_at_k
+
+    # p: n=4, c=1 -> pass@2 = 1 - C(3,2)/C(4,2) = 1/2 ; q: n=2, c=2 -> 1
+    assert mean_pass_at_k({"p": [True, False, False, False], "q": [True, True]}, 2) == pytest.approx(0.75)
+    with pytest.raises(ValueError, match=r"problem 'q' has 2 samples, fewer than k=4"):
+        mean_pass_at_k({"p": [False] * 4, "q": [True, True]}, 4)
+    with pytest.raises(ValueError, match="no problems"):
+        mean_pass_at_k({}, 1)
+
+
+@pytest.mark.parametrize("n,ks", [(1, [1]), (2, [1, 2]), (8, [1, 2, 4, 8]), (12, [1, 2, 4, 8, 12]), (0, [])])
+def test_k_ladder(n, ks):
+    from svs_verl.core import k_ladder
+
+    assert k_ladder(n) == ks

@@ -337,7 +337,8 @@ def _png(path: Path, min_size: tuple[int, int]) -> None:
 
 def test_plot_passk_from_eval_runs(tmp_path, tiny_trained_model):  # noqa: F811
     from svs_verl.evaluation.generate import load_generator
-    from svs_verl.evaluation.plot import k_grid, passk_curves
+    from svs_verl.core import k_ladder
+    from svs_verl.evaluation.plot import passk_curves
 
     data = _write_data(tmp_path / "five.parquet")
     gen = load_generator(str(tiny_trained_model), "transformers", batch_size=32)
@@ -348,7 +349,7 @@ def test_plot_passk_from_eval_runs(tmp_path, tiny_trained_model):  # noqa: F811
                             max_tokens=13, extract="last_number"), generator=gen, log=None)
         runs.append(out)
     curves, sizes = passk_curves(runs[0])
-    assert sizes == {"arith": 5} and list(curves["arith"]) == k_grid(12) == [1, 2, 4, 8, 12]
+    assert sizes == {"arith": 5} and list(curves["arith"]) == k_ladder(12) == [1, 2, 4, 8, 12]
     per = {}
     for s in _lines(runs[0] / "samples/arith.jsonl"):
         per[s["problem_id"]] = per.get(s["problem_id"], 0) + s["correct"]

@@ -10,17 +10,10 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ..argtypes import int_at_least
 from .schema import BOXED_INSTRUCTION
 
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
-    return value
+_count = int_at_least(0)
 
 
 def cmd_quickstart(args: argparse.Namespace) -> int:
@@ -52,13 +45,13 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                     + "; ".join(f"{k}: {v[0]}" for k, v in FAMILIES.items()) + ".")
     q.add_argument("--out", required=True, help="output directory (created if missing)")
     q.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    q.add_argument("--n-train", type=_positive_int, default=DEFAULT_N_TRAIN,
+    q.add_argument("--n-train", type=_count, default=DEFAULT_N_TRAIN,
                    help=f"train rows (default {DEFAULT_N_TRAIN}); small families repeat when asked for more "
                         "rows than they have problems")
-    q.add_argument("--n-val", type=_positive_int, default=DEFAULT_N_VAL,
+    q.add_argument("--n-val", type=_count, default=DEFAULT_N_VAL,
                    help=f"val rows asked for (default {DEFAULT_N_VAL}); same mix as train, each problem once, so a "
                         "small family may give fewer")
-    q.add_argument("--n-test", type=_positive_int, default=None,
+    q.add_argument("--n-test", type=_count, default=None,
                    help="CHAMP problems in test.parquet (default: all usable; 0: no test split)")
     q.add_argument("--mix", default=None,
                    help="family weights for train and val, e.g. 'arith-l1=0.7,gsm-symbolic=0.3' (normalised; "

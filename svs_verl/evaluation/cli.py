@@ -14,15 +14,9 @@ import argparse
 import sys
 from pathlib import Path
 
+from ..argtypes import int_at_least
 
-def _positive_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return v
+_positive_int = int_at_least(1)
 
 
 def cmd_eval(args: argparse.Namespace) -> int:

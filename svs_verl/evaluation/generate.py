@@ -90,6 +90,12 @@ def _requests(prompts, n, seed, sample_seeds) -> list[tuple[int, int, int]]:
 _warned_no_template = False
 
 
+def _plan(tokenizer, prompts, n, temperature, top_p, max_tokens, seed, sample_seeds):
+    """Checked arguments -> (prompt token ids per prompt, the (prompt, sample, seed) requests)."""
+    _check_args(prompts, n, temperature, top_p, max_tokens, sample_seeds)
+    return [render_prompt(tokenizer, p) for p in prompts], _requests(prompts, n, seed, sample_seeds)
+
+
 def render_prompt(tokenizer, messages: Messages) -> list[int]:
     """Token ids of ``messages`` under the tokenizer's chat template, ending with the assistant header."""
     global _warned_no_template
@@ -212,9 +218,7 @@ class TransformersGenerator:
         import torch
         from transformers import GenerationConfig, LogitsProcessorList
 
-        _check_args(prompts, n, temperature, top_p, max_tokens, sample_seeds)
-        ids = [render_prompt(self.tokenizer, p) for p in prompts]
-        reqs = _requests(prompts, n, seed, sample_seeds)
+        ids, reqs = _plan(self.tokenizer, prompts, n, temperature, top_p, max_tokens, seed, sample_seeds)
         out: list[list[Sample | None]] = [[None] * (len(s) if sample_seeds is not None else n)
                                           for s in (sample_seeds or [()] * len(prompts))]
         reqs.sort(key=lambda r: (-len(ids[r[0]]), r[0], r[1]))   # longest first: OOM shows up at once
@@ -329,9 +333,7 @@ class VllmGenerator:
         from vllm import SamplingParams
         from vllm.inputs import TokensPrompt
 
-        _check_args(prompts, n, temperature, top_p, max_tokens, sample_seeds)
-        ids = [render_prompt(self.tokenizer, p) for p in prompts]
-        reqs = _requests(prompts, n, seed, sample_seeds)
+        ids, reqs = _plan(self.tokenizer, prompts, n, temperature, top_p, max_tokens, seed, sample_seeds)
         params = [SamplingParams(n=1, temperature=temperature, top_p=top_p, max_tokens=max_tokens, seed=s,
                                  skip_special_tokens=True) for _, _, s in reqs]
         # vLLM's own progress bar (stderr, with an ETA) shows progress inside the call

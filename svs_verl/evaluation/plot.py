@@ -30,7 +30,7 @@ import re
 from pathlib import Path
 from typing import Iterable
 
-from ..core import pass_at_k
+from ..core import k_ladder, pass_at_k
 
 ACCURACY_KEYS = {"svs/oqa/acc_mean": "OQA accuracy (original problems)",
                  "svs/spa/acc_mean": "SPA accuracy (variational problems)",
@@ -63,12 +63,6 @@ def _read_rows(path: Path) -> Iterable[dict]:
                 continue
             if isinstance(row, dict) and "problem_id" in row and "sample_index" in row and "correct" in row:
                 yield row
-
-
-def k_grid(n: int) -> list[int]:
-    """1, 2, 4, ... up to n, and n itself."""
-    ks = [1 << i for i in range(n.bit_length()) if 1 << i <= n]
-    return ks + ([n] if ks[-1] != n else [])
 
 
 def passk_curves(run: Path) -> tuple[dict[str, dict[int, float]], dict[str, int]]:
@@ -107,7 +101,7 @@ def passk_curves(run: Path) -> tuple[dict[str, dict[int, float]], dict[str, int]
             raise SystemExit(f"{path}: problem {short[0]!r} has {count[short[0]]} of {n} samples "
                              f"({len(short)} problem(s) incomplete); rerun the eval to complete it")
         curves[b["benchmark"]] = {k: sum(pass_at_k(n, c, k) for c in correct.values()) / len(pids)
-                                  for k in k_grid(n)}
+                                  for k in k_ladder(n)}
         sizes[b["benchmark"]] = len(pids)
     return curves, sizes
 
@@ -279,4 +273,4 @@ def plot_training(metrics: Path, out: Path) -> Path:
     return out
 
 
-__all__ = ["plot_passk", "passk_curves", "plot_training", "read_metrics", "k_grid"]
+__all__ = ["plot_passk", "passk_curves", "plot_training", "read_metrics"]

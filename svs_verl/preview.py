@@ -28,6 +28,14 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+CPU_MAX_TOKENS = 64
+
+
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
 
 def load_settings(config: str, overrides: list[str]) -> dict[str, Any]:
     """The parts of a run config that one SvS round needs, composed as ``main_ppo`` composes them."""
@@ -211,6 +219,11 @@ def run(args) -> int:
         settings["svs"]["template"] = args.template
     if args.max_tokens:
         settings["max_tokens"] = args.max_tokens
+    elif not _cuda() and settings["max_tokens"] > CPU_MAX_TOKENS:
+        # a CPU decodes a 32-row batch of a 135M model at ~0.2-0.4 s per token: keep the default round short
+        print(f"svs-verl preview: no CUDA GPU, samples capped at {CPU_MAX_TOKENS} tokens (the config allows "
+              f"{settings['max_tokens']}; --max-tokens sets it)", file=sys.stderr)
+        settings["max_tokens"] = CPU_MAX_TOKENS
     for key in ("n", "synthesis_n", "solve_n"):
         value = getattr(args, key)
         if value:
@@ -251,7 +264,8 @@ def add_parser(subparsers) -> None:
     s.add_argument("--solve-n", type=int, default=None, help="solutions per variational problem (default: svs.solve_n)")
     s.add_argument("--template", default=None, help="synthesis template: built-in name or YAML/JSON file")
     s.add_argument("--max-tokens", type=int, default=None,
-                   help="tokens per sample (default: data.max_response_length of the config)")
+                   help=f"tokens per sample (default: data.max_response_length of the config; at most "
+                        f"{CPU_MAX_TOKENS} without a CUDA GPU)")
     s.add_argument("--backend", default="auto", choices=["auto", "vllm", "transformers"], help="generation backend")
     s.add_argument("--seed", type=int, default=0, help="sampling seed")
     s.add_argument("--width", type=int, default=60, help="characters of problem text shown per row")

@@ -22,18 +22,16 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
 import os
-import re
 import subprocess
 import sys
 import time
 from collections import deque
 from pathlib import Path
 
+from .evaluation.plot import collect_metrics, parse_metrics_line
+
 CONFIG_NAME = "quickstart"
-STEP_LINE = re.compile(r"step:(\d+)\s+-\s+(.*)")
-METRIC = re.compile(r"([\w/@.\-]+):(-?[\d.]+(?:e[-+]?\d+)?)")
 NO_GPU = """svs-verl quickstart: {why}.
 SvS training runs verl's rollout on vLLM, which needs a CUDA GPU; nothing was started.
 What runs here: one SvS synthesis round on the CPU with the embedded model - seeds, synthesis prompts,
@@ -74,14 +72,6 @@ def main_ppo_command(model: Path, data: Path, out: Path, steps: int, overrides: 
     ]
 
 
-def parse_step_line(line: str) -> tuple[int, dict[str, float]] | None:
-    """verl's console logger line ``step:N - key:value - ...`` as (N, metrics)."""
-    m = STEP_LINE.search(line)
-    if not m:
-        return None
-    return int(m.group(1)), {k: float(v) for k, v in METRIC.findall(m.group(2))}
-
-
 def progress_line(step: int, total: int, m: dict[str, float], elapsed_s: float) -> str:
     parts = [f"step {step}/{total}", f"{elapsed_s:.0f} s"]
     if "timing_s/step" in m:
@@ -98,23 +88,12 @@ def progress_line(step: int, total: int, m: dict[str, float], elapsed_s: float) 
     return " | ".join(parts)
 
 
-def read_metrics(path: Path) -> list[tuple[int, dict]]:
-    """verl's file-logger JSONL: one ``{"step": N, "data": {...}}`` per line (a torn last line is skipped)."""
-    rows = []
-    if not path.is_file():
-        return rows
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(row, dict) and isinstance(row.get("data"), dict):
-            rows.append((int(row.get("step", 0)), row["data"]))
-    return rows
-
-
 def summarize(metrics_file: Path, out: Path, wall_s: float, rc: int) -> str:
-    rows = read_metrics(metrics_file)
+    """The end-of-run summary from verl's file-logger JSONL (missing or empty: a run that logged nothing)."""
+    rows = []
+    if metrics_file.is_file():
+        with open(metrics_file, encoding="utf-8", errors="replace") as fh:
+            rows = sorted(collect_metrics(fh).items())
     train = [(s, d) for s, d in rows if "svs/oqa/acc_mean" in d or "timing_s/step" in d]
     val = [(s, d) for s, d in rows if any(k.startswith("val-core/") for k in d)]
 
@@ -191,7 +170,7 @@ def run(args) -> int:
                 tail.append(line.rstrip("\n"))
                 if args.verbose:
                     print(line, end="", flush=True)
-                parsed = parse_step_line(line)
+                parsed = parse_metrics_line(line)
                 if parsed:
                     print(progress_line(parsed[0], args.steps, parsed[1], time.time() - t0), flush=True)
             rc = proc.wait()

@@ -23,7 +23,8 @@ from tiny_lm import tiny_model  # noqa: F401  (fixture)
 from svs_verl.cli import main
 from svs_verl.evaluation.generate import Sample
 from svs_verl.preview import load_settings, render, run_round
-from svs_verl.quickstart import main_ppo_command, parse_step_line, summarize
+from svs_verl.evaluation.plot import parse_metrics_line
+from svs_verl.quickstart import main_ppo_command, summarize
 
 ROOT = Path(__file__).resolve().parents[1]
 INSTRUCTION = "Answer with just the final number."
@@ -103,7 +104,7 @@ def test_progress_and_summary_from_verls_file_logger(tmp_path, monkeypatch):
     assert "original problems 0.150 (step 1) -> 0.200 (step 2)" in text
     assert "validation    step 2: quickstart/arith-l1 pass@1 0.200, quickstart/arith-l1 pass@8 0.600" in text
     assert str(tmp_path / "ckpt" / "svs") in text
-    step, m = parse_step_line("(TaskRunner pid=1) step:3 - svs/oqa/acc_mean:0.25 - timing_s/step:9.5 - svs/syntheses:8")
+    step, m = parse_metrics_line("(TaskRunner pid=1) step:3 - svs/oqa/acc_mean:0.25 - timing_s/step:9.5 - svs/syntheses:8")
     assert step == 3 and m == {"svs/oqa/acc_mean": 0.25, "timing_s/step": 9.5, "svs/syntheses": 8.0}
     assert summarize(tmp_path / "missing.jsonl", tmp_path, 5.0, 1).startswith("== svs-verl quickstart: main_ppo exited with 1")
 

@@ -190,42 +190,54 @@ def _number(text: str) -> float | None:
         return None
 
 
+def parse_metrics_line(line: str) -> tuple[int, dict[str, float]] | None:
+    """(step, {metric: value}) from one line of verl's file-logger JSONL (``{"step": N, "data": {...}}``), of
+    flat ``{"step": N, metric: value}`` JSONL, or of its console log (``step:N - key:value - ...``); None for
+    any other line (a truncated JSON line of a run still in progress included)."""
+    line = line.rstrip("\n")
+    if line.lstrip().startswith("{"):
+        try:
+            obj = json.loads(line)
+        except ValueError:
+            obj = None
+        if isinstance(obj, dict) and "step" in obj:
+            data = obj["data"] if isinstance(obj.get("data"), dict) else obj
+            try:
+                step = int(obj["step"])
+            except (TypeError, ValueError):
+                return None
+            return step, {k: float(v) for k, v in data.items()
+                          if k != "step" and isinstance(v, (int, float)) and not isinstance(v, bool)}
+    m = STEP_LINE.search(line)
+    if not m:
+        return None
+    vals = {}
+    for item in m.group(2).split(" - "):
+        key, sep, value = item.rpartition(":")
+        num = _number(value) if sep else None
+        if key and num is not None:
+            vals[key.strip()] = num
+    return int(m.group(1)), vals
+
+
+def collect_metrics(lines: Iterable[str]) -> dict[int, dict[str, float]]:
+    """{step: {metric: value}} from metric lines (see ``parse_metrics_line``); a later line for a step updates it."""
+    steps: dict[int, dict[str, float]] = {}
+    for line in lines:
+        parsed = parse_metrics_line(line)
+        if parsed is not None:
+            steps.setdefault(parsed[0], {}).update(parsed[1])
+    return steps
+
+
 def read_metrics(path: Path) -> dict[int, dict[str, float]]:
-    """{step: {metric: value}} from verl's file-logger JSONL, flat ``{"step": N, metric: value}`` JSONL, or a
-    console log with ``step:N - key:value`` lines (other lines ignored; a later line for a step updates it)."""
+    """{step: {metric: value}} from verl's file-logger JSONL, flat JSONL or a console log; an error when the
+    file is missing or holds no metrics."""
     path = Path(path)
     if not path.is_file():
         raise SystemExit(f"--metrics {path}: no such file")
-    steps: dict[int, dict[str, float]] = {}
     with open(path, encoding="utf-8", errors="replace") as fh:
-        for line in fh:
-            line = line.rstrip("\n")
-            obj = None
-            if line.lstrip().startswith("{"):
-                try:
-                    obj = json.loads(line)
-                except ValueError:
-                    obj = None      # a truncated last line of a run still in progress
-            if isinstance(obj, dict) and "step" in obj:
-                data = obj["data"] if isinstance(obj.get("data"), dict) else obj
-                vals = {k: float(v) for k, v in data.items()
-                        if k != "step" and isinstance(v, (int, float)) and not isinstance(v, bool)}
-                try:
-                    step = int(obj["step"])
-                except (TypeError, ValueError):
-                    continue
-                steps.setdefault(step, {}).update(vals)
-                continue
-            m = STEP_LINE.search(line)
-            if not m:
-                continue
-            vals = {}
-            for item in m.group(2).split(" - "):
-                key, sep, value = item.rpartition(":")
-                num = _number(value) if sep else None
-                if key and num is not None:
-                    vals[key.strip()] = num
-            steps.setdefault(int(m.group(1)), {}).update(vals)
+        steps = collect_metrics(fh)
     if not steps:
         raise SystemExit(f"{path}: no metrics found; expected verl's file-logger JSONL lines "
                          f'{{"step": N, "data": {{...}}}} or console lines "step:N - key:value - ..."')
@@ -273,4 +285,4 @@ def plot_training(metrics: Path, out: Path) -> Path:
     return out
 
 
-__all__ = ["plot_passk", "passk_curves", "plot_training", "read_metrics"]
+__all__ = ["plot_passk", "passk_curves", "plot_training", "read_metrics", "parse_metrics_line", "collect_metrics"]

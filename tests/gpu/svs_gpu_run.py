@@ -13,7 +13,6 @@ import argparse
 import json
 import os
 import random
-import re
 import subprocess
 import sys
 import time
@@ -21,8 +20,6 @@ from pathlib import Path
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 INSTRUCTION = "Answer with just the final number."
-STEP_LINE = re.compile(r"step:(\d+)\s+-\s+(.*)")
-METRIC = re.compile(r"([\w/@.\-]+):(-?[\d.]+(?:e[-+]?\d+)?)")
 
 
 def write_data(out: Path, n_train: int = 512, n_val: int = 32, seed: int = 0) -> tuple[Path, Path]:
@@ -68,14 +65,10 @@ def overrides(model: str, train: Path, val: Path, steps: int, out: Path) -> list
 
 
 def parse_steps(log: str) -> list[dict[str, float]]:
-    steps = []
-    for line in log.splitlines():
-        m = STEP_LINE.search(line)
-        if m:
-            metrics = {k: float(v) for k, v in METRIC.findall(m.group(2))}
-            metrics["step"] = float(m.group(1))
-            steps.append(metrics)
-    return steps
+    """verl's console lines ``step:N - key:value - ...`` as one metrics dict per step (with "step")."""
+    from svs_verl.evaluation.plot import collect_metrics
+
+    return [{**m, "step": float(step)} for step, m in sorted(collect_metrics(log.splitlines()).items())]
 
 
 def run(config: str, model: str, steps: int, out: Path, extra: list[str] = (), timeout: int = 1500) -> dict:

@@ -90,9 +90,9 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 
 def cmd_configs(args: argparse.Namespace) -> int:
-    from importlib import resources
+    from .quickstart import configs_dir
 
-    print(resources.files("svs_verl.configs"))
+    print(configs_dir())
     return 0
 
 

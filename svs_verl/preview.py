@@ -73,35 +73,21 @@ def load_settings(config: str, overrides: list[str]) -> dict[str, Any]:
     }
 
 
-def load_problems(path: Path, limit: int) -> list[dict[str, Any]]:
-    """The first ``limit`` usable rows of a verl-format parquet (prompt messages, ground truth, problem)."""
-    import pandas as pd
+def load_problems(path: Path, limit: int) -> list:
+    """The first ``limit`` usable rows of a verl-format file, read by the evaluation's loader
+    (``svs_verl.evaluation.run.Problem``: messages, answer, bare problem text, data_source, row)."""
+    from .evaluation.run import load_benchmarks
 
-    if not path.is_file():
-        raise SystemExit(f"svs-verl preview: data file {path} does not exist")
-    df = pd.read_parquet(path)
-    missing = [c for c in ("prompt", "reward_model") if c not in df.columns]
-    if missing:
-        raise SystemExit(f"svs-verl preview: {path} lacks the verl column(s) {missing}")
-    rows, bad = [], []
-    for i, row in enumerate(df.to_dict("records")):
-        prompt = [dict(m) for m in row["prompt"]] if row.get("prompt") is not None else []
-        gt = (row.get("reward_model") or {}).get("ground_truth")
-        user = [m.get("content") for m in prompt if m.get("role") == "user"]
-        if not user or not isinstance(user[-1], str) or gt is None or str(gt).strip() == "":
-            bad.append(i)
-            continue
-        extra = row.get("extra_info") or {}
-        rows.append({"row": i, "prompt": prompt, "ground_truth": str(gt), "problem": extra.get("problem") or user[-1],
-                     "data_source": str(row.get("data_source", "unknown"))})
-        if len(rows) == limit:
-            break
-    if bad:
-        print(f"svs-verl preview: skipped {len(bad)} row(s) of {path} without a user prompt or ground truth: "
-              f"rows {bad[:10]}{' ...' if len(bad) > 10 else ''}", file=sys.stderr)
-    if not rows:
+    benches = load_benchmarks([Path(path)])
+    problems = sorted((p for b in benches for p in b.problems), key=lambda p: p.row)[:limit]
+    if not problems:
         raise SystemExit(f"svs-verl preview: no usable rows in {path}")
-    return rows
+    bad = sorted((r for b in benches for r in b.bad_rows if r["row"] < problems[-1].row), key=lambda r: r["row"])
+    if bad:
+        shown = ", ".join(f"row {r['row']} ({r['reason']})" for r in bad[:10])
+        print(f"svs-verl preview: skipped {len(bad)} bad row(s) of {path}: {shown}{' ...' if len(bad) > 10 else ''}",
+              file=sys.stderr)
+    return problems
 
 
 def _clip(text: Any, width: int) -> str:
@@ -109,47 +95,39 @@ def _clip(text: Any, width: int) -> str:
     return s if len(s) <= width else s[: width - 1] + "…"
 
 
-class _Progress:
-    def __init__(self, label: str):
-        self.label, self.t0, self.last = label, time.time(), 0.0
+def _progress(label: str, total: int):
+    from .evaluation.run import ProgressLine
 
-    def __call__(self, done: int, total: int) -> None:
-        now = time.time()
-        if done < total and now - self.last < 2.0:
-            return
-        self.last = now
-        eta = (now - self.t0) / done * (total - done) if done else float("nan")
-        print(f"\r  {self.label}: {done}/{total} samples, {now - self.t0:.0f} s, ETA {eta:.0f} s   ",
-              end="\n" if done >= total else "", file=sys.stderr, flush=True)
+    bar = ProgressLine(label, total, sys.stderr, prefix="preview")
+    return lambda done, _total: bar.update(done)
 
 
 def run_round(generator, problems: list[dict], settings: dict, seed: int) -> dict[str, Any]:
     """One SvS round with the real core code; returns originals, the plan's records and metrics."""
     from .core import SvsRound, SvsSettings
     from .core.config import SAMPLER_KEYS
+    from .evaluation.run import extract_mode
     from .verify import verify_batch
 
     svs = SvsSettings.from_mapping({k: v for k, v in settings["svs"].items() if k not in SAMPLER_KEYS})
     rnd = SvsRound(svs)
     gen = {"temperature": settings["temperature"], "top_p": settings["top_p"], "max_tokens": settings["max_tokens"]}
 
-    def extraction(source: str) -> str:
-        table = settings["extraction"]
-        return table.get(source, table.get("default", "auto"))
-
     def verify(texts: list[str], answer: str, source: str) -> list[bool]:
-        return [v.correct for v in verify_batch(texts, [answer] * len(texts), extract=extraction(source))]
+        mode = extract_mode(settings["extraction"], source, source)
+        return [v.correct for v in verify_batch(texts, [answer] * len(texts), extract=mode)]
 
     n = settings["n"]
     print(f"[1/3] solving {len(problems)} problems x {n} samples ({generator.name})", file=sys.stderr)
-    outs = generator.generate([p["prompt"] for p in problems], n, seed=seed, progress=_Progress("solutions"), **gen)
+    outs = generator.generate([p.messages for p in problems], n, seed=seed,
+                              progress=_progress("solutions", len(problems) * n), **gen)
     originals, synthesis_tasks = [], []
     for i, (p, samples) in enumerate(zip(problems, outs)):
         texts = [s.text for s in samples]
-        correct = verify(texts, p["ground_truth"], p["data_source"])
-        tasks = rnd.add_original(f"p{i}", p["problem"], p["ground_truth"], texts, correct)
-        synthesis_tasks += [(t, p["data_source"]) for t in tasks]
-        originals.append({"uid": f"p{i}", "row": p["row"], "problem": p["problem"], "ground_truth": p["ground_truth"],
+        correct = verify(texts, p.answer, p.data_source)
+        tasks = rnd.add_original(f"p{i}", p.problem, p.answer, texts, correct)
+        synthesis_tasks += [(t, p.data_source) for t in tasks]
+        originals.append({"uid": f"p{i}", "row": p.row, "problem": p.problem, "ground_truth": p.answer,
                           "correct": sum(correct), "n": len(correct), "seeds": len(tasks),
                           "in_band": svs.underperforming().contains(sum(correct), len(correct))})
 
@@ -158,7 +136,7 @@ def run_round(generator, problems: list[dict], settings: dict, seed: int) -> dic
         print(f"[2/3] synthesizing: {len(synthesis_tasks)} seeds x {svs.synthesis_n} samples "
               f"(template {rnd.template.name})", file=sys.stderr)
         outs = generator.generate([t.messages for t, _ in synthesis_tasks], svs.synthesis_n, seed=seed + 1,
-                                  progress=_Progress("syntheses"), **gen)
+                                  progress=_progress("syntheses", len(synthesis_tasks) * svs.synthesis_n), **gen)
         for (task, source), samples in zip(synthesis_tasks, outs):
             solve_tasks += [(t, source) for t in rnd.add_syntheses(task.uid, [s.text for s in samples])]
     else:
@@ -167,8 +145,8 @@ def run_round(generator, problems: list[dict], settings: dict, seed: int) -> dic
         print(f"[3/3] solving {len(solve_tasks)} variational problems x {svs.solve_n} samples", file=sys.stderr)
         prompts = [[{"role": "user", "content": svs.solve_template.replace("{problem}", t.problem)}]
                    for t, _ in solve_tasks]
-        outs = generator.generate(prompts, svs.solve_n, seed=seed + 2, progress=_Progress("variational solves"),
-                                  **gen)
+        outs = generator.generate(prompts, svs.solve_n, seed=seed + 2,
+                                  progress=_progress("variational solves", len(prompts) * svs.solve_n), **gen)
         for (task, source), samples in zip(solve_tasks, outs):
             rnd.add_solves(task.uid, verify([s.text for s in samples], task.ground_truth, source))
     else:

@@ -24,6 +24,7 @@ from svs_verl.cli import main
 from svs_verl.evaluation.generate import Sample
 from svs_verl.preview import load_settings, render, run_round
 from svs_verl.evaluation.plot import parse_metrics_line
+from svs_verl.evaluation.run import Problem
 from svs_verl.quickstart import main_ppo_command, summarize
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -144,8 +145,8 @@ class ScriptedLM:
 def test_preview_round_through_the_real_core_and_verifier(tmp_path):
     settings = load_settings("quickstart", [])
     assert settings["n"] == 8 and settings["extraction"] == {"default": "last_number", "quickstart/champ": "auto"}
-    problems = [{"row": i, "prompt": [{"role": "user", "content": f"{q} {INSTRUCTION}"}], "ground_truth": gt,
-                 "problem": q, "data_source": "quickstart/arith-l1"}
+    problems = [Problem(f"quickstart/arith-l1/{i}", "quickstart/arith-l1", i,
+                        [{"role": "user", "content": f"{q} {INSTRUCTION}"}], gt, q)
                 for i, (q, gt) in enumerate([("What is 3 + 4?", "7"), ("What is 1 + 1?", "2")])]
     lm = ScriptedLM()
     result = run_round(lm, problems, settings, seed=0)
@@ -183,3 +184,17 @@ def test_preview_end_to_end_with_a_real_model(tiny_model, tmp_path, capsys):
     assert [o["n"] for o in result["originals"]] == [4, 4] and result["originals"][1]["problem"] == "What is 3 + 4?"
     assert len(result["records"]) == result["metrics"]["svs/seeds"] * 2
     assert "== summary" in shown and "problems 2, in the underperforming band" in shown
+
+
+def test_preview_reports_bad_rows_by_number_and_takes_the_next_usable(tmp_path, capsys):
+    from svs_verl.preview import load_problems
+
+    path = arith_parquet(tmp_path / "p.parquet", [(1, 2), (3, 4), (2, 5), (6, 1)])
+    df = pd.read_parquet(path)
+    rows = df.to_dict("records")
+    rows[1]["reward_model"] = {"style": "rule", "ground_truth": ""}
+    pd.DataFrame(rows).to_parquet(path)
+    problems = load_problems(path, 2)
+    assert [(p.row, p.problem, p.answer) for p in problems] == [(0, "What is 1 + 2?", "3"), (2, "What is 2 + 5?", "7")]
+    err = capsys.readouterr().err
+    assert "skipped 1 bad row(s)" in err and "row 1 (empty ground truth)" in err

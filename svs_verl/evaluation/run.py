@@ -128,6 +128,7 @@ class Problem:
     row: int                  # 0-based row number in its file
     messages: list[dict]
     answer: str
+    problem: str = ""         # the bare problem text: extra_info.problem, else the last user message
 
 
 @dataclass
@@ -234,7 +235,10 @@ def load_benchmarks(files: Iterable[Path], limit: int | None = None) -> list[Ben
             if pid in seen_ids:     # duplicate extra_info.index: fall back to the row number, still unique
                 pid = f"{source}/row{row}"
             seen_ids.add(pid)
-            bench.problems.append(Problem(pid, source, row, messages, answer))
+            text = extra.get("problem") if isinstance(extra, dict) else None
+            if not isinstance(text, str) or not text.strip():
+                text = next((m["content"] for m in reversed(messages) if m["role"] == "user"), messages[-1]["content"])
+            bench.problems.append(Problem(pid, source, row, messages, answer, text))
         out.extend(benches.values())
     return out
 
@@ -340,8 +344,9 @@ class ProgressLine:
     """Samples done / total, rate and ETA on stderr: one line rewritten in place on a terminal, otherwise a
     line every ``every_s`` seconds (and at the end), so logs stay readable."""
 
-    def __init__(self, label: str, total: int, stream: TextIO | None = None, every_s: float = 15.0):
-        self.label, self.total, self.stream, self.every_s = label, total, stream, every_s
+    def __init__(self, label: str, total: int, stream: TextIO | None = None, every_s: float = 15.0,
+                 prefix: str = "eval"):
+        self.label, self.total, self.stream, self.every_s, self.prefix = label, total, stream, every_s, prefix
         self.t0 = time.monotonic()
         self.last = -1e9
         self.shown = -1          # the count last printed (a forced update never repeats it)
@@ -360,7 +365,7 @@ class ProgressLine:
         eta = (self.total - done) / rate if rate > 0 else float("nan")
         eta_s = str(_dt.timedelta(seconds=int(eta))) if math.isfinite(eta) else "?"
         pct = 100.0 * done / self.total if self.total else 100.0
-        msg = (f"[eval] {self.label}: {done}/{self.total} samples ({pct:.1f}%) {rate:.2f}/s "
+        msg = (f"[{self.prefix}] {self.label}: {done}/{self.total} samples ({pct:.1f}%) {rate:.2f}/s "
                f"elapsed {_dt.timedelta(seconds=int(elapsed))} ETA {eta_s}")
         if self.tty:
             self.stream.write("\r" + msg + ("\n" if done >= self.total else ""))

@@ -13,14 +13,14 @@ Read against the paper's Algorithm 1:
 from .bands import SYNTHESIS_REWARD_BAND, UNDERPERFORMING_BAND, AccuracyBand, GroupStats
 from .config import SvsSettings
 from .guards import GUARD_REASONS, GuardConfig, check_problem, guard_all
-from .passk import k_ladder, mean_pass_at_k, pass_at_k
+from .passk import k_ladder, mean_pass_at_k, mean_pass_at_k_counts, pass_at_k
 from .round import SolveTask, SvsRound, SynthesisTask, UpdatePlan
 from .selection import UpdateRules, select_seeds, synthesis_reward
 from .synthesis import PARSE_REASONS, ParseResult, SynthesisTemplate, builtin_templates, parse_synthesis
 
 __all__ = [
     "AccuracyBand", "GroupStats", "UNDERPERFORMING_BAND", "SYNTHESIS_REWARD_BAND", "SvsSettings",
-    "GuardConfig", "GUARD_REASONS", "check_problem", "guard_all", "pass_at_k", "mean_pass_at_k", "k_ladder", "SvsRound", "SynthesisTask",
+    "GuardConfig", "GUARD_REASONS", "check_problem", "guard_all", "pass_at_k", "mean_pass_at_k", "mean_pass_at_k_counts", "k_ladder", "SvsRound", "SynthesisTask",
     "SolveTask", "UpdatePlan", "UpdateRules", "select_seeds", "synthesis_reward", "ParseResult",
     "PARSE_REASONS", "SynthesisTemplate", "builtin_templates", "parse_synthesis",
 ]

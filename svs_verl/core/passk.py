@@ -39,19 +39,23 @@ def pass_at_k(n: int, c: int, k: int) -> float:
 
 
 def mean_pass_at_k(correct_by_problem: Mapping[str, Sequence[bool]], k: int) -> float:
-    """Mean over problems of ``pass_at_k(n_i, c_i, k)``: the benchmark's pass@k.
+    """Mean over problems of ``pass_at_k(n_i, c_i, k)``: the benchmark's pass@k from per-sample verdicts.
 
     Raises ``ValueError`` naming a problem that has fewer than ``k`` samples (never skips it silently).
     """
-    if not correct_by_problem:
+    return mean_pass_at_k_counts({pid: (len(v), sum(bool(x) for x in v)) for pid, v in correct_by_problem.items()}, k)
+
+
+def mean_pass_at_k_counts(counts: Mapping[str, tuple[int, int]], k: int) -> float:
+    """``mean_pass_at_k`` from ``{problem: (n samples, c correct)}``."""
+    if not counts:
         raise ValueError("mean_pass_at_k: no problems")
-    short = [(pid, len(v)) for pid, v in correct_by_problem.items() if len(v) < k]
+    short = [(pid, n) for pid, (n, _) in counts.items() if n < k]
     if short:
         pid, n = short[0]
         raise ValueError(f"problem {pid!r} has {n} samples, fewer than k={k} "
                          f"({len(short)} problem(s) too short for pass@{k})")
-    total = sum(pass_at_k(len(v), sum(bool(x) for x in v), k) for v in correct_by_problem.values())
-    return total / len(correct_by_problem)
+    return sum(pass_at_k(n, c, k) for n, c in counts.values()) / len(counts)
 
 
 def k_ladder(n: int) -> list[int]:

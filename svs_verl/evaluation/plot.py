@@ -30,7 +30,7 @@ import re
 from pathlib import Path
 from typing import Iterable
 
-from ..core import k_ladder, pass_at_k
+from ..core import k_ladder, mean_pass_at_k_counts
 
 ACCURACY_KEYS = {"svs/oqa/acc_mean": "OQA accuracy (original problems)",
                  "svs/spa/acc_mean": "SPA accuracy (variational problems)",
@@ -100,8 +100,8 @@ def passk_curves(run: Path) -> tuple[dict[str, dict[int, float]], dict[str, int]
         if short:
             raise SystemExit(f"{path}: problem {short[0]!r} has {count[short[0]]} of {n} samples "
                              f"({len(short)} problem(s) incomplete); rerun the eval to complete it")
-        curves[b["benchmark"]] = {k: sum(pass_at_k(n, c, k) for c in correct.values()) / len(pids)
-                                  for k in k_ladder(n)}
+        counts = {pid: (n, c) for pid, c in correct.items()}
+        curves[b["benchmark"]] = {k: mean_pass_at_k_counts(counts, k) for k in k_ladder(n)}
         sizes[b["benchmark"]] = len(pids)
     return curves, sizes
 

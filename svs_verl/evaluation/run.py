@@ -50,7 +50,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, TextIO
 
-from ..core import pass_at_k
+from ..core import mean_pass_at_k_counts
 
 EXTRACT_MODES = ("auto", "boxed", "last_number")
 FINGERPRINT_KEYS = ("model", "temperature", "top_p", "max_tokens", "seed")
@@ -392,7 +392,7 @@ def benchmark_metrics(rows: list[dict], problems: list[Problem], n: int, ks: lis
         return m
     correct = {pid: sum(r["correct"] for r in rs) for pid, rs in by_pid.items()}
     for k in ks:
-        m[f"pass@{k}"] = sum(pass_at_k(n, c, k) for c in correct.values()) / len(correct)
+        m[f"pass@{k}"] = mean_pass_at_k_counts({pid: (n, c) for pid, c in correct.items()}, k)
     m[f"mean@{n}"] = sum(correct.values()) / (n * len(correct))
     flat = [r for rs in by_pid.values() for r in rs]
     with_ent = [r for r in flat if r.get("entropy") is not None and r["n_tokens"] > 0]

@@ -18,7 +18,6 @@ from . import rules
 from .pool import shared_pool
 
 REASONS = ("match", "mismatch", "no_answer", "timeout", "error")
-_TAIL_CHARS = 2000  # what math-verify sees of a response in which the rules found no answer
 
 
 @dataclass(frozen=True)
@@ -34,8 +33,10 @@ def verify_batch(responses: Sequence[str], answers: Sequence[str], timeout_s: fl
                  extract: str = "auto") -> list[Verdict]:
     """Check each response against its reference answer.
 
-    ``extract`` picks how the answer is read off a response: ``auto`` (last ``\\boxed{}``, else an
-    ``Answer:`` line, else math-verify on the response's end), ``boxed``, or ``last_number``.
+    ``extract`` picks how the answer is read off a response: ``auto`` (the boxes -- all of them when the
+    reference has several parts, else the last -- or an ``Answer:`` line after them, else the last value
+    the response states, never an expression it only mentions), ``boxed``, or ``last_number``.
+    A box opened and never closed after the last complete one is an unfinished answer: ``no_answer``.
     """
     if len(responses) != len(answers):
         raise ValueError(f"verify_batch: {len(responses)} responses but {len(answers)} answers")
@@ -44,40 +45,39 @@ def verify_batch(responses: Sequence[str], answers: Sequence[str], timeout_s: fl
     if not timeout_s > 0:
         raise ValueError(f"verify_batch: timeout_s must be positive, got {timeout_s!r}")
     verdicts: list[Verdict | None] = [None] * len(responses)
-    symbolic: list[tuple[int, str, str, bool, str | None]] = []
+    symbolic: list[tuple[int, str, str, str | None]] = []
     for i, (resp, gold) in enumerate(zip(responses, answers)):
         if not isinstance(resp, str) or not isinstance(gold, str):
             verdicts[i] = Verdict(False, "error", detail=f"expected str, got {type(resp).__name__}/{type(gold).__name__}")
             continue
-        gold = bare_answer(gold)
+        gold = bare_answer(rules.reference(bare_answer(gold)))
         if not gold:
             verdicts[i] = Verdict(False, "error", detail="empty reference answer")
             continue
-        cand = rules.extract(resp, extract)
-        if cand is None:
-            if extract == "auto":
-                symbolic.append((i, gold, rules.final_segment(resp)[-_TAIL_CHARS:], True, None))
-            else:
-                verdicts[i] = Verdict(False, "no_answer")
+        status, found = rules.read(resp, extract)
+        if status != "ok":
+            verdicts[i] = Verdict(False, "no_answer", detail="unclosed box: unfinished answer" if status == "truncated" else "")
             continue
-        cand = cand.strip()
+        several = len(found) > 1 and len(rules.gold_parts(gold)) > 1
+        cand = ", ".join(found) if several else found[-1]
+        cand = bare_answer(cand.strip())
         if len(cand) > rules.MAX_ANSWER_CHARS or not cand:
             verdicts[i] = Verdict(False, "mismatch" if cand else "no_answer", cand[:200] or None,
                                   detail="extracted answer too long" if cand else "")
             continue
-        settled = rules.compare(cand, gold)
+        settled = rules.compare_several(found, gold) if several else rules.compare(cand, gold)
         if settled is not None:
             verdicts[i] = Verdict(settled, "match" if settled else "mismatch", cand)
         elif extract == "last_number":
             verdicts[i] = Verdict(False, "mismatch", cand)
         else:
-            symbolic.append((i, gold, cand, False, cand))
+            symbolic.append((i, gold, cand, cand))
     if symbolic:
         # a group's G responses often end in the same answer: check each distinct pair once
-        unique = list(dict.fromkeys((g, p, full) for _, g, p, full, _ in symbolic))
+        unique = list(dict.fromkeys((g, p, False) for _, g, p, _ in symbolic))
         checked = dict(zip(unique, shared_pool().run(unique, timeout_s)))
-        for i, gold, pred, full, cand in symbolic:
-            status, detail = checked[(gold, pred, full)]
+        for i, gold, pred, cand in symbolic:
+            status, detail = checked[(gold, pred, False)]
             if status not in REASONS:
                 status, detail = "error", f"unexpected worker status {status!r}"
             verdicts[i] = Verdict(status == "match", status, cand, "math_verify", detail)

@@ -14,14 +14,18 @@ BOX_COMMANDS = ("\\boxed", "\\fbox")
 MAX_ANSWER_CHARS = 2000  # an extracted answer longer than this is not an answer
 
 
+_BRACE = re.compile(r"[{}]")
+
+
 def _closing_braces(text: str) -> dict[int, int]:
-    """Position of each ``{`` -> position of its matching ``}`` (one linear pass)."""
+    """Position of each ``{`` -> position of its matching ``}`` (one linear pass over the braces only)."""
     stack: list[int] = []
     match: dict[int, int] = {}
-    for i, ch in enumerate(text):
-        if ch == "{":
+    for m in _BRACE.finditer(text):
+        i = m.start()
+        if text[i] == "{":
             stack.append(i)
-        elif ch == "}" and stack:
+        elif stack:
             match[stack.pop()] = i
     return match
 
@@ -263,8 +267,8 @@ def read(text: str, mode: str = "auto") -> tuple[str, list[str]]:
         return "truncated", []
     if mode == "boxed":
         return ("ok", [spans[-1][2]]) if spans else ("none", [])
-    line = _answer_line_span(text)
-    if line is not None and (not spans or line[1] > spans[-1][1]):
+    line = _answer_line_span(text[spans[-1][1]:] if spans else text)
+    if line is not None:
         return "ok", [line[0]]  # an answer line after the last box gives the result
     if spans:
         contents = list(dict.fromkeys(c.strip() for _, _, c in spans if c.strip()))

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import math
+import re
+from pathlib import Path
 from typing import Callable
 
 
@@ -20,3 +23,92 @@ def int_at_least(minimum: int) -> Callable[[str], int]:
 
     parse.__name__ = f"int>={minimum}"
     return parse
+
+
+def float_in(low: float, high: float = math.inf, *, low_open: bool = False, what: str = "a number") -> Callable[[str], float]:
+    """An argparse ``type`` for finite floats in [low, high] (``low_open``: (low, high]); nan is refused."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        ok = math.isfinite(value) and (value > low if low_open else value >= low) and value <= high
+        if not ok:
+            bound = f"> {low}" if low_open else f">= {low}"
+            if high != math.inf:
+                bound += f" and <= {high}"
+            raise argparse.ArgumentTypeError(f"expected {what} {bound}, got {text!r}")
+        return value
+
+    parse.__name__ = what
+    return parse
+
+
+# ------------------------------------------------------------------------------------- synthesis templates
+PLACEHOLDERS = ("solution", "answer")
+# "{name}" not right after a letter, digit, backslash or brace: LaTeX such as \boxed{x} or x^{2} is no placeholder
+_PLACEHOLDER_LIKE = re.compile(r"(?<![\w\\}^_$])\{([A-Za-z_]\w*)\}")
+
+
+def unknown_placeholders(text: str | None) -> list[str]:
+    """Names written like a placeholder (``{other}``) that the template engine does not fill in."""
+    if not isinstance(text, str):
+        return []
+    return sorted({m.group(1) for m in _PLACEHOLDER_LIKE.finditer(text)} - set(PLACEHOLDERS))
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    if isinstance(exc, OSError) and getattr(exc, "filename", None) is not None and exc.strerror:
+        text = f"{exc.filename}: {exc.strerror}"
+    return text or type(exc).__name__
+
+
+def load_template(spec: str):
+    """``SynthesisTemplate.load(spec)`` with every failure as one ``ValueError`` line naming the template:
+    no such file, bad UTF-8, invalid YAML/JSON, a list at top level, unknown keys, a missing ``{solution}``, an
+    empty fence, a few-shot entry without its problem or not a mapping, an unknown placeholder like ``{other}``."""
+    from .core.synthesis import SynthesisTemplate
+
+    label = str(spec)
+    path = Path(label).expanduser()
+    if path.is_dir():
+        raise ValueError(f"synthesis template {label}: is a directory, not a YAML/JSON file")
+    if path.is_file():
+        try:
+            path.read_bytes().decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ValueError(f"synthesis template {label}: not valid UTF-8 (byte at position {exc.start})") from None
+        if not path.read_text(encoding="utf-8").strip():
+            raise ValueError(f"synthesis template {label}: the file is empty")
+    elif path.suffix.lower() in (".yaml", ".yml", ".json") or "/" in label:
+        raise ValueError(f"synthesis template {label}: no such file")
+    try:
+        template = SynthesisTemplate.load(label)
+    except Exception as exc:  # OSError, ValueError (JSON), yaml.YAMLError, TypeError (a non-list few_shot)
+        if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+            raise
+        message = _one_line(exc)
+        if label not in message:
+            message = f"synthesis template {label}: {message}"
+        raise ValueError(message) from None
+    bad = unknown_placeholders(template.user) + unknown_placeholders(template.system)
+    if bad:
+        raise ValueError(f"synthesis template {label}: unknown placeholder(s) "
+                         f"{', '.join('{' + b + '}' for b in sorted(set(bad)))} in 'user'/'system' (known: "
+                         f"{{solution}}, {{answer}})")
+    for i, shot in enumerate(template.few_shot):
+        for key in ("solution", "problem"):
+            if not isinstance(shot.get(key), str) or not shot[key].strip():
+                raise ValueError(f"synthesis template {label}: few_shot[{i}].{key} must be a non-empty string")
+    return template
+
+
+def template_spec(text: str) -> str:
+    """An argparse ``type``: a built-in template name or a YAML/JSON file that loads (see ``load_template``)."""
+    try:
+        load_template(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text

@@ -29,6 +29,28 @@ class Verdict:
     detail: str = ""
 
 
+def _by_rules(resp: str, gold: str, extract: str) -> Verdict | tuple[str, str, str]:
+    """The rule path for one pair: a Verdict, or (gold, candidate, extracted) for math-verify."""
+    gold = bare_answer(rules.reference(bare_answer(gold)))
+    if not gold:
+        return Verdict(False, "error", detail="empty reference answer")
+    status, found = rules.read(resp, extract)
+    if status != "ok":
+        return Verdict(False, "no_answer", detail="unclosed box: unfinished answer" if status == "truncated" else "")
+    several = len(found) > 1 and len(rules.gold_parts(gold)) > 1
+    cand = ", ".join(found) if several else found[-1]
+    cand = bare_answer(cand.strip())
+    if len(cand) > rules.MAX_ANSWER_CHARS or not cand:
+        return Verdict(False, "mismatch" if cand else "no_answer", cand[:200] or None,
+                       detail="extracted answer too long" if cand else "")
+    settled = rules.compare_several(found, gold) if several else rules.compare(cand, gold)
+    if settled is not None:
+        return Verdict(settled, "match" if settled else "mismatch", cand)
+    if extract == "last_number":
+        return Verdict(False, "mismatch", cand)
+    return gold, cand, cand
+
+
 def verify_batch(responses: Sequence[str], answers: Sequence[str], timeout_s: float = 5.0,
                  extract: str = "auto") -> list[Verdict]:
     """Check each response against its reference answer.
@@ -50,28 +72,16 @@ def verify_batch(responses: Sequence[str], answers: Sequence[str], timeout_s: fl
         if not isinstance(resp, str) or not isinstance(gold, str):
             verdicts[i] = Verdict(False, "error", detail=f"expected str, got {type(resp).__name__}/{type(gold).__name__}")
             continue
-        gold = bare_answer(rules.reference(bare_answer(gold)))
-        if not gold:
-            verdicts[i] = Verdict(False, "error", detail="empty reference answer")
+        try:
+            settled = _by_rules(resp, gold, extract)
+        except Exception as exc:  # noqa: BLE001
+            # a rule bug must cost one verdict, never the batch
+            verdicts[i] = Verdict(False, "error", detail=f"rules: {type(exc).__name__}: {str(exc)[:200]}")
             continue
-        status, found = rules.read(resp, extract)
-        if status != "ok":
-            verdicts[i] = Verdict(False, "no_answer", detail="unclosed box: unfinished answer" if status == "truncated" else "")
-            continue
-        several = len(found) > 1 and len(rules.gold_parts(gold)) > 1
-        cand = ", ".join(found) if several else found[-1]
-        cand = bare_answer(cand.strip())
-        if len(cand) > rules.MAX_ANSWER_CHARS or not cand:
-            verdicts[i] = Verdict(False, "mismatch" if cand else "no_answer", cand[:200] or None,
-                                  detail="extracted answer too long" if cand else "")
-            continue
-        settled = rules.compare_several(found, gold) if several else rules.compare(cand, gold)
-        if settled is not None:
-            verdicts[i] = Verdict(settled, "match" if settled else "mismatch", cand)
-        elif extract == "last_number":
-            verdicts[i] = Verdict(False, "mismatch", cand)
+        if isinstance(settled, Verdict):
+            verdicts[i] = settled
         else:
-            symbolic.append((i, gold, cand, cand))
+            symbolic.append((i, *settled))
     if symbolic:
         # a group's G responses often end in the same answer: check each distinct pair once
         unique = list(dict.fromkeys((g, p, False) for _, g, p, _ in symbolic))

@@ -132,6 +132,8 @@ class VerifierPool:
         with self._cond:
             self._alive -= 1
             self.replaced += 1
+            if self._start_failures < self.MAX_START_FAILURES:
+                self._spawn()  # replace it now: a loaded machine needs seconds to import math-verify
             self._cond.notify_all()
 
     def warm_up(self) -> None:

@@ -8,6 +8,7 @@ symbolic check (math-verify, in a worker process) can.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from fractions import Fraction
 
 BOX_COMMANDS = ("\\boxed", "\\fbox")
@@ -465,9 +466,32 @@ def _elements(body: str, min_parts: int = 2) -> list | None:
     return None if any(v is None for v in values) else values
 
 
+_MATCH_LIMIT = 64  # elements beyond which an unordered comparison is exact-only (no tolerance search)
+
+
+def _key(item):
+    """A hashable exact form of a scalar or structure (tolerance ignored)."""
+    if isinstance(item, tuple) and len(item) == 2 and isinstance(item[1], str):
+        return item[0]
+    kind, value = item
+    if kind in ("set", "points"):
+        return (kind, frozenset(_key(v) for v in value))
+    if kind == "matrix":
+        return (kind, tuple(tuple(_key(c) for c in row) for row in value))
+    return (kind, value[0], tuple(_key(v) for v in value[1]), value[2])
+
+
 def _unordered_match(cands: list, golds: list, same) -> bool:
-    """Every element matched to a distinct element of the other side (greedy; the sides are small)."""
+    """Every element matched to a distinct element of the other side: exact multiset first, then a
+    greedy search with ``same`` (tolerances) while the sides are small."""
     if len(cands) != len(golds):
+        return False
+    try:
+        if Counter(map(_key, cands)) == Counter(map(_key, golds)):
+            return True
+    except TypeError:
+        pass
+    if len(cands) > _MATCH_LIMIT:
         return False
     left = list(golds)
     for c in cands:
@@ -517,11 +541,7 @@ def _structured(s: str):
 
 
 def _distinct(items: list) -> list:
-    out: list = []
-    for item in items:
-        if not any(_same_structure(item, o) and _same_structure(o, item) for o in out):
-            out.append(item)
-    return out
+    return list({_key(item): item for item in items}.values())
 
 
 def _same_structure(a, b) -> bool:
@@ -617,6 +637,8 @@ def compare_several(answers: list[str], gold: str) -> bool | None:
         cands = cands[-len(parts):]  # earlier boxes held intermediate values
     if len(cands) != len(parts):
         return False
+    if len(parts) > _MATCH_LIMIT:
+        return None
     table = [[compare(c, g) for g in parts] for c in cands]
     if _unordered_match(list(range(len(cands))), list(range(len(parts))), lambda i, j: table[i][j] is True):
         return True

@@ -328,6 +328,7 @@ _ASSIGN = re.compile(r"^[a-zA-Z](?:_\{?\w+\}?)?\s*=\s*(?=[^=])")
 # thousands grouping: 1-3 digits (not a lone 0) then groups of three; "0,111" or "1000,99" is a decimal comma
 _THOUSANDS = re.compile(r"^-?(?:[1-9]\d{0,2})(?:,\d{3})+(?:\.\d+)?$")
 _DECIMAL_COMMA = re.compile(r"^-?\d+,\d+$")
+_SPACED_COMMA = re.compile(r",\s")  # "1, 5" is a list, never a decimal comma
 _MIXED = re.compile(r"^(-?)(\d+)(?:\s+(\d+)/(\d+)|\s*\\frac\{(\d+)\}\{(\d+)\})$")
 _MATRIX = re.compile(r"^\(?\\begin\{([pbvB]?matrix)\}(.*)\\end\{\1\}\)?$")
 
@@ -596,9 +597,9 @@ def compare(candidate: str, gold: str) -> bool | None:
         return True
     na, nb = as_number(a), as_number(b)
     # a decimal comma ("0,111", "1000,99") is read as such only where the other side is a plain number
-    if na is None and nb is not None and _DECIMAL_COMMA.match(a):
+    if na is None and nb is not None and _DECIMAL_COMMA.match(a) and not _SPACED_COMMA.search(candidate):
         a, na = a.replace(",", "."), as_number(a.replace(",", "."))
-    if nb is None and na is not None and _DECIMAL_COMMA.match(b):
+    if nb is None and na is not None and _DECIMAL_COMMA.match(b) and not _SPACED_COMMA.search(gold):
         b, nb = b.replace(",", "."), as_number(b.replace(",", "."))
     if na is not None and nb is not None:
         return _same_number(a, na, b, nb)

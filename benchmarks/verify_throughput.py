@@ -1,6 +1,8 @@
-"""Throughput of svs-verl's hybrid verifier against verl's own math-verify scorer, on the same pairs.
+"""Throughput of svs-verl's hybrid verifier against verl's own math-verify scorer, on the same pairs, and a
+three-way differential (svs-verl, math-verify, verl's ``compute_score``).
 
     python benchmarks/verify_throughput.py [--n 10000] [--seed 0] [--out bench_out/verify.json]
+        [--samples RUN/samples/*.jsonl] [--corpus CASES.jsonl]
 
 Generates N labelled (response, reference answer) pairs: equivalent and non-equivalent answers in many
 surface forms (fractions, decimals, LaTeX, units, percents, intervals, sets, complex numbers, "Answer:"
@@ -12,6 +14,16 @@ lines, no answer, long reasoning), then scores all of them with
 in this one process, and prints both throughputs, their ratio, and every pair on which they disagree,
 with the pair's kind and its true label (the generator knows whether the answers are equivalent), so each
 difference says which side is right.
+
+The differential part adds math-verify itself (``verify(parse(gold), parse(response))``, defaults) and
+prints, grouped by kind with counts and one example each, every pair on which the three disagree:
+
+* on the generated pairs (kind = generator kind, with the truth);
+* on real model responses: ``--samples`` takes the ``samples/<benchmark>.jsonl`` files ``svs-verl eval``
+  writes (``response`` and ``answer`` per line; no truth, kind = what the response looks like); skipped,
+  with the reason printed, when none is given;
+* on a labelled corpus: ``--corpus`` takes JSONL lines ``{"gold", "response", "expected"}`` (e.g. built by
+  ``benchmarks/verify_corpus.py`` from public grader test suites) and prints each grader's agreement.
 """
 
 from __future__ import annotations
@@ -95,12 +107,124 @@ def make_pairs(n: int, seed: int) -> list[dict]:
     return pairs
 
 
+def feature_kind(response: str, answer: str) -> str:
+    """What a pair looks like, for grouping disagreements where no generator kind exists."""
+    from svs_verl.verify import rules
+
+    status, found = rules.read(response)
+    text = rules.final_segment(response)
+    if status == "truncated":
+        return "unclosed box"
+    boxes = rules.all_boxed(text)
+    if len(boxes) > 1:
+        return "several boxes"
+    if not boxes:
+        if status != "ok":
+            return "no answer read"
+        return "answer line" if rules.answer_line(text) is not None else "no box, no answer line"
+    cand = found[-1] if found else ""
+    both = cand + " " + answer
+    if "%" in both or "percent" in both:
+        return "percent"
+    if "matrix" in both:
+        return "matrix"
+    if any(op in both for op in ("<", ">", "\\le", "\\ge", "\\neq")):
+        return "relation"
+    norm = rules.normalize(cand)
+    if "." in norm and rules.as_number(norm) is not None and "." not in rules.normalize(answer):
+        return "decimal vs exact"
+    if "," in norm:
+        return "list / tuple / interval"
+    if "=" in cand:
+        return "equation / assignment"
+    if "\\text" in both or any(c.isalpha() for c in rules.normalize(answer).replace("\\", "")):
+        return "symbolic / text"
+    return "number"
+
+
+def math_verify_scores(responses: list[str], answers: list[str]) -> tuple[list[bool], float]:
+    """math-verify itself, defaults, one call per pair (``parse`` the reference and the response, ``verify``)."""
+    from math_verify import parse, verify
+
+    out, t0 = [], time.perf_counter()
+    for r, a in zip(responses, answers):
+        gold = a if ("$" in a or "\\boxed" in a) else f"${a}$"
+        try:
+            out.append(bool(verify(parse(gold), parse(r))))
+        except Exception:  # noqa: BLE001 - a crash scores 0, as in verl
+            out.append(False)
+    return out, time.perf_counter() - t0
+
+
+def verl_scores(responses: list[str], answers: list[str], timeout: float) -> tuple[list[bool], float]:
+    from verl.utils.reward_score.math_verify import compute_score
+
+    out, t0 = [], time.perf_counter()
+    for i, (r, a) in enumerate(zip(responses, answers)):
+        try:
+            out.append(compute_score(r, a, timeout=timeout) > 0)
+        except Exception:  # noqa: BLE001
+            out.append(False)
+        if (i + 1) % 2000 == 0:
+            print(f"  verl compute_score: {i + 1}/{len(responses)} pairs, {time.perf_counter() - t0:.1f} s", flush=True)
+    return out, time.perf_counter() - t0
+
+
+def differential(title: str, pairs: list[dict], ours: list, mv: list[bool], verl: list[bool],
+                 kind_of, truth_key: str | None) -> list[dict]:
+    """Print every pair on which the three graders disagree, grouped by kind, and return them."""
+    diffs = []
+    for p, o, m, v in zip(pairs, ours, mv, verl):
+        if not (o.correct == m == v):
+            d = {"kind": kind_of(p), "svs_verl": o.correct, "math_verify": m, "verl": v, "svs_reason": o.reason,
+                 "answer": p["answer"], "extracted": o.extracted, "response_tail": p["response"][-100:]}
+            if truth_key is not None:
+                d["truth"] = p[truth_key]
+                d["right"] = ",".join(n for n, x in (("svs-verl", o.correct), ("math-verify", m), ("verl", v))
+                                      if x == p[truth_key]) or "none"
+            diffs.append(d)
+    print(f"\n== differential: {title}: {len(pairs)} pairs, the three graders disagree on {len(diffs)}")
+    if truth_key is not None:
+        for name, got in (("svs-verl", [o.correct for o in ours]), ("math-verify", mv), ("verl", verl)):
+            agree = sum(g == p[truth_key] for g, p in zip(got, pairs)) / max(1, len(pairs))
+            print(f"  agreement with the expected verdicts: {name:12s} {agree:.4f}")
+    key = ("kind", "truth", "svs_verl", "math_verify", "verl", "right") if truth_key else \
+        ("kind", "svs_verl", "math_verify", "verl")
+    groups = Counter(tuple(d.get(k) for k in key) for d in diffs)
+    for g, count in sorted(groups.items(), key=lambda x: (-x[1], str(x[0]))):
+        ex = next(d for d in diffs if tuple(d.get(k) for k in key) == g)
+        fields = dict(zip(key, g))
+        label = " ".join(f"{k}={fields[k]!s}" for k in key[1:])
+        print(f"  {count:5d} x {fields['kind']:24s} {label}\n"
+              f"          e.g. answer {ex['answer'][:60]!r}, svs-verl read {str(ex['extracted'])[:60]!r}, "
+              f"response ...{ex['response_tail'][-70:]!r}")
+    return diffs
+
+
+def load_samples(paths: list[Path]) -> list[dict]:
+    pairs = []
+    for path in paths:
+        with open(path, encoding="utf-8") as fh:
+            for line in fh:
+                try:
+                    row = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(row, dict) and isinstance(row.get("response"), str) and isinstance(row.get("answer"), str):
+                    pairs.append({"response": row["response"], "answer": row["answer"]})
+    return pairs
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--n", type=int, default=10_000, help="number of pairs")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--timeout", type=float, default=5.0, help="per-pair timeout for both verifiers (s)")
     ap.add_argument("--out", type=Path, default=None, help="write figures and differences as JSON here")
+    ap.add_argument("--samples", type=Path, nargs="*", default=[],
+                    help="svs-verl eval samples/<benchmark>.jsonl files (real model responses)")
+    ap.add_argument("--corpus", type=Path, default=None,
+                    help='labelled JSONL cases {"gold", "response", "expected"} (e.g. from benchmarks/verify_corpus.py)')
     args = ap.parse_args()
 
     from verl.utils.reward_score.math_verify import compute_score
@@ -117,14 +241,9 @@ def main() -> None:
     t0 = time.perf_counter()
     ours = verify_batch(responses, answers, timeout_s=args.timeout)
     t_ours = time.perf_counter() - t0
+    slowest = _slowest_pair(verify_batch, pairs, ours, args.timeout)
 
-    t0 = time.perf_counter()
-    theirs = []
-    for i, (r, a) in enumerate(zip(responses, answers)):
-        theirs.append(compute_score(r, a, timeout=args.timeout) > 0)
-        if (i + 1) % 2000 == 0:
-            print(f"  verl compute_score: {i + 1}/{len(pairs)} pairs, {time.perf_counter() - t0:.1f} s", flush=True)
-    t_verl = time.perf_counter() - t0
+    theirs, t_verl = verl_scores(responses, answers, args.timeout)
 
     diffs = []
     for p, o, v in zip(pairs, ours, theirs):
@@ -142,6 +261,7 @@ def main() -> None:
           f"rules settled {by['rules']}, math-verify {by['math_verify']})")
     print(f"verl compute_score    : {len(pairs) / t_verl:10.1f} pairs/s  ({t_verl:.2f} s)")
     print(f"throughput ratio      : {t_verl / t_ours:.1f}x")
+    print(f"slowest svs-verl pair : {slowest[0]:.3f} s ({slowest[1]})")
     print(f"agreement with truth  : svs-verl {ours_acc:.4f}, verl {verl_acc:.4f}")
     print(f"verdicts that differ  : {len(diffs)}")
     groups = Counter((d["kind"], d["truth"], d["svs_verl"], d["verl"], d["right"]) for d in diffs)
@@ -149,11 +269,68 @@ def main() -> None:
         ex = next(d for d in diffs if (d["kind"], d["truth"], d["svs_verl"], d["verl"]) == (kind, truth, o, v))
         print(f"  {count:5d} x {kind:15s} truth={truth!s:5s} svs-verl={o!s:5s} verl={v!s:5s} -> {right} right;"
               f" e.g. answer {ex['answer']!r}, extracted {ex['extracted']!r}")
+
+    # -- differential: math-verify itself as the third grader ------------------------------------------
+    mv, t_mv = math_verify_scores(responses, answers)
+    print(f"\nmath-verify (parse+verify, defaults): {len(pairs) / t_mv:10.1f} pairs/s  ({t_mv:.2f} s); "
+          f"svs-verl is {t_mv / t_ours:.1f}x faster")
+    report = {"pairs": len(pairs), "svs_verl_s": t_ours, "verl_s": t_verl, "math_verify_s": t_mv,
+              "ratio": t_verl / t_ours, "slowest_s": slowest[0], "svs_accuracy": ours_acc, "verl_accuracy": verl_acc,
+              "differences": diffs}
+    report["differential_generated"] = differential(
+        "generated pairs", pairs, ours, mv, theirs, lambda p: p["kind"], "equivalent")
+
+    if args.samples:
+        real = load_samples(args.samples)
+        if real:
+            r_resp, r_ans = [p["response"] for p in real], [p["answer"] for p in real]
+            r_ours = verify_batch(r_resp, r_ans, timeout_s=args.timeout)
+            r_mv, _ = math_verify_scores(r_resp, r_ans)
+            r_verl, _ = verl_scores(r_resp, r_ans, args.timeout)
+            report["differential_samples"] = differential(
+                f"model responses from {len(args.samples)} samples file(s)", real, r_ours, r_mv, r_verl,
+                lambda p: feature_kind(p["response"], p["answer"]), None)
+        else:
+            print("\n== differential: model responses: skipped (the --samples files hold no response/answer lines)")
+    else:
+        print("\n== differential: model responses: skipped (no --samples given; pass the samples/<benchmark>.jsonl "
+              "files that `svs-verl eval` writes)")
+
+    if args.corpus:
+        cases = [json.loads(line) for line in open(args.corpus, encoding="utf-8") if line.strip()]
+        cpairs = [{"response": c["response"], "answer": c["gold"], "expected": bool(c["expected"])} for c in cases]
+        c_resp, c_ans = [p["response"] for p in cpairs], [p["answer"] for p in cpairs]
+        c_ours, c_slow = [], (0.0, "")
+        for r, a in zip(c_resp, c_ans):  # one at a time: each case's own latency
+            t0 = time.perf_counter()
+            c_ours.extend(verify_batch([r], [a], timeout_s=args.timeout))
+            took = time.perf_counter() - t0
+            if took > c_slow[0]:
+                c_slow = (took, r[-60:])
+        c_mv, _ = math_verify_scores(c_resp, c_ans)
+        c_verl, _ = verl_scores(c_resp, c_ans, args.timeout)
+        report["differential_corpus"] = differential(
+            f"corpus {args.corpus.name}", cpairs, c_ours, c_mv, c_verl,
+            lambda p: feature_kind(p["response"], p["answer"]), "expected")
+        print(f"  slowest svs-verl case: {c_slow[0]:.3f} s")
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps({"pairs": len(pairs), "svs_verl_s": t_ours, "verl_s": t_verl,
-                                        "ratio": t_verl / t_ours, "svs_accuracy": ours_acc, "verl_accuracy": verl_acc,
-                                        "differences": diffs}, indent=1))
+        args.out.write_text(json.dumps(report, indent=1))
+
+
+def _slowest_pair(verify_batch, pairs: list[dict], ours: list, timeout: float) -> tuple[float, str]:
+    """The longest single-pair latency among the pairs the rules could not settle (the rule path is
+    microseconds): each is timed on its own."""
+    worst = (0.0, "")
+    for p, o in zip(pairs, ours):
+        if o.by != "math_verify":
+            continue
+        t0 = time.perf_counter()
+        verify_batch([p["response"]], [p["answer"]], timeout_s=timeout)
+        took = time.perf_counter() - t0
+        if took > worst[0]:
+            worst = (took, p["kind"])
+    return worst
 
 
 if __name__ == "__main__":

@@ -65,6 +65,31 @@ def _one_line(exc: BaseException) -> str:
     return text or type(exc).__name__
 
 
+def _check_few_shot_shape(text: str, label: str) -> None:
+    """``few_shot`` must be a list of mappings (the loader would fail on anything else with a bare TypeError)."""
+    try:
+        if label.lower().endswith(".json"):
+            import json
+
+            data = json.loads(text)
+        else:
+            import yaml
+
+            data = yaml.safe_load(text)
+    except Exception:  # the loader reports syntax errors itself, with their line
+        return
+    if not isinstance(data, dict) or data.get("few_shot") is None:
+        return
+    shots = data["few_shot"]
+    if not isinstance(shots, list):
+        raise ValueError(f"synthesis template {label}: few_shot must be a list of {{solution, answer, problem}} "
+                         f"entries, got {type(shots).__name__}")
+    for i, shot in enumerate(shots):
+        if not isinstance(shot, dict):
+            raise ValueError(f"synthesis template {label}: few_shot[{i}] must be a mapping with solution, answer "
+                             f"and problem, got {type(shot).__name__}")
+
+
 def load_template(spec: str):
     """``SynthesisTemplate.load(spec)`` with every failure as one ``ValueError`` line naming the template:
     no such file, bad UTF-8, invalid YAML/JSON, a list at top level, unknown keys, a missing ``{solution}``, an
@@ -80,8 +105,10 @@ def load_template(spec: str):
             path.read_bytes().decode("utf-8")
         except UnicodeDecodeError as exc:
             raise ValueError(f"synthesis template {label}: not valid UTF-8 (byte at position {exc.start})") from None
-        if not path.read_text(encoding="utf-8").strip():
+        text = path.read_text(encoding="utf-8")
+        if not text.strip():
             raise ValueError(f"synthesis template {label}: the file is empty")
+        _check_few_shot_shape(text, label)
     elif path.suffix.lower() in (".yaml", ".yml", ".json") or "/" in label:
         raise ValueError(f"synthesis template {label}: no such file")
     try:

@@ -164,6 +164,10 @@ def render(result: dict[str, Any], width: int = 60) -> str:
         lines.append(f"{o['uid']:>3}  {o['correct']:>3}/{o['n']:<3}  {'yes' if o['in_band'] else 'no':4}  "
                      f"{o['seeds']:>5}  {_clip(o['ground_truth'], 8):>8}  {_clip(o['problem'], width)}")
     lines += ["", f"== syntheses (template {result['template']}): verdict, parsed problem, solve accuracy, reward",
+              "   seed pK-synJ: the J-th correct solution of original problem pK, shown to the model as the seed; "
+              "solved: share of",
+              "   the variational problem's solutions whose answer equals the ORIGINAL problem's reference answer "
+              "(a synthesis has no answer of its own)",
               f"{'seed':<10} {'#':>2}  {'verdict':<22} {'solved':>6}  {'reward':>6}  problem (or raw output)"]
     for r in result["records"]:
         acc = "-" if r["solve_accuracy"] is None else f"{r['solve_accuracy']:.2f}"
@@ -188,10 +192,42 @@ def render(result: dict[str, Any], width: int = 60) -> str:
     return "\n".join(lines)
 
 
+def check_settings(settings: dict[str, Any]) -> None:
+    """The round's SvS settings and template as the trainer reads them (before any model loads)."""
+    from .argtypes import load_template
+    from .core import SvsSettings
+    from .core.config import SAMPLER_KEYS
+
+    try:
+        svs = SvsSettings.from_mapping({k: v for k, v in settings["svs"].items() if k not in SAMPLER_KEYS})
+    except (TypeError, ValueError) as exc:
+        raise SystemExit(f"svs-verl preview: {exc}") from None
+    try:
+        load_template(svs.template)
+    except ValueError as exc:
+        raise SystemExit(f"svs-verl preview: {exc}") from None
+
+
+def _quiet_imports() -> None:
+    """verl's optional engines and vLLM's platform probes warn at import; none of it concerns a preview."""
+    import logging
+    import os
+    import warnings
+
+    warnings.filterwarnings("ignore", message=r".* engine is not available")
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    logging.getLogger("svs-verl").setLevel(logging.ERROR)
+
+
 def run(args) -> int:
+    _quiet_imports()
     from .evaluation.generate import load_generator
 
     t0 = time.time()
+    if args.json and Path(args.json).is_dir():
+        raise SystemExit(f"svs-verl preview: --json {args.json} is a directory; give a file name")
     settings = load_settings(args.config, args.set)
     if args.template:
         settings["svs"]["template"] = args.template
@@ -204,15 +240,32 @@ def run(args) -> int:
         settings["max_tokens"] = CPU_MAX_TOKENS
     for key in ("n", "synthesis_n", "solve_n"):
         value = getattr(args, key)
-        if value:
+        if value is not None:
             (settings if key == "n" else settings["svs"])[key] = value
-    if args.data is None or args.model is None:
-        from .quickstart import prepare_assets
+    check_settings(settings)
+    if args.model is not None and not (Path(args.model) / "config.json").is_file():
+        raise SystemExit(f"svs-verl preview: --model {args.model}: "
+                         + ("no such directory" if not Path(args.model).exists() else
+                            "not a Hugging Face model directory (no config.json)"))
+    if args.data is not None and not Path(args.data).is_file():
+        raise SystemExit(f"svs-verl preview: --data {args.data}: no such file")
+    model, data_file = args.model, args.data
+    if model is None:
+        from .model import build_smollm2, default_model_dir, is_ready
 
-        model, data = prepare_assets(args.model, None, seed=0)
-        model, data_file = args.model or model, args.data or data / "train.parquet"
-    else:
-        model, data_file = args.model, args.data
+        where = default_model_dir()
+        print(f"svs-verl preview: embedded model {'found' if is_ready(where) else 'not built yet, building it'} "
+              f"at {where} (the directory `svs-verl model smollm2` writes by default; --model DIR for another)",
+              file=sys.stderr)
+        model = build_smollm2(where)
+    if data_file is None:
+        from .data.quickstart import write_quickstart
+        from .quickstart import default_data_dir
+
+        data = default_data_dir(0)
+        if not all((data / f).is_file() for f in ("train.parquet", "val.parquet")):
+            write_quickstart(data, seed=0)
+        data_file = data / "train.parquet"
     problems = load_problems(Path(data_file), args.problems)
     print(f"svs-verl preview: model {model}, {len(problems)} problems from {data_file}, config {args.config}",
           file=sys.stderr)
@@ -227,6 +280,9 @@ def run(args) -> int:
 
 
 def add_parser(subparsers) -> None:
+    from .argtypes import int_at_least, template_spec
+
+    _positive = int_at_least(1)
     s = subparsers.add_parser("preview", help="one SvS synthesis round with a real model, as a table (CPU or GPU)")
     s.add_argument("--model", type=Path, default=None, help="HF model directory (default: the embedded SmolLM2-135M)")
     s.add_argument("--data", type=Path, default=None,
@@ -236,16 +292,18 @@ def add_parser(subparsers) -> None:
                         "or a YAML file")
     s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="hydra override of that config, e.g. --set svs.synthesis_n=4 (repeatable)")
-    s.add_argument("--problems", type=int, default=8, help="number of problems (first rows of the data)")
-    s.add_argument("--n", type=int, default=None, help="solutions per problem (default: rollout.n of the config)")
-    s.add_argument("--synthesis-n", type=int, default=None, help="syntheses per seed (default: svs.synthesis_n)")
-    s.add_argument("--solve-n", type=int, default=None, help="solutions per variational problem (default: svs.solve_n)")
-    s.add_argument("--template", default=None, help="synthesis template: built-in name or YAML/JSON file")
-    s.add_argument("--max-tokens", type=int, default=None,
+    s.add_argument("--problems", type=_positive, default=8, help="number of problems (first rows of the data)")
+    s.add_argument("--n", type=_positive, default=None, help="solutions per problem (default: rollout.n of the config)")
+    s.add_argument("--synthesis-n", type=_positive, default=None, help="syntheses per seed (default: svs.synthesis_n)")
+    s.add_argument("--solve-n", type=_positive, default=None,
+                   help="solutions per variational problem (default: svs.solve_n)")
+    s.add_argument("--template", type=template_spec, default=None,
+                   help="synthesis template: built-in name or YAML/JSON file")
+    s.add_argument("--max-tokens", type=_positive, default=None,
                    help=f"tokens per sample (default: data.max_response_length of the config; at most "
                         f"{CPU_MAX_TOKENS} without a CUDA GPU)")
     s.add_argument("--backend", default="auto", choices=["auto", "vllm", "transformers"], help="generation backend")
     s.add_argument("--seed", type=int, default=0, help="sampling seed")
-    s.add_argument("--width", type=int, default=60, help="characters of problem text shown per row")
+    s.add_argument("--width", type=int_at_least(10), default=60, help="characters of problem text shown per row")
     s.add_argument("--json", default=None, help="also write the whole round (records, metrics) to this JSON file")
     s.set_defaults(func=run)

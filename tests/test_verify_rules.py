@@ -271,3 +271,18 @@ def test_helpers_follow_the_rules():
     assert rules.read("see \\boxed{1} and \\boxed{2}") == ("ok", ["1", "2"])
     assert rules.read("cut \\boxed{1") == ("truncated", [])
     assert [r[3] for r in rules.math_regions("$a$ and $\nb\n$ and \\[\nc\n\\]")] == [True, False, True]
+
+
+@pytest.mark.parametrize("cand,gold,expected", [
+    ("1.414", "\\sqrt{2}", True),                 # sqrt 2 = 1.41421...: truncated and rounded agree
+    ("1.4143", "\\sqrt{2}", False),
+    ("3.1416", "\\pi", True),                     # pi = 3.141592...: rounded
+    ("3.1415", "\\pi", True),                     # truncated
+    ("3.1417", "\\pi", False),
+    ("1.4", "\\sqrt{2}", False),                  # one place: no claim of precision
+    ("(-2.236, 2.236)", "(-\\sqrt{5}, \\sqrt{5})", True),   # sqrt 5 = 2.23606...
+    ("[-2.236, 2.236)", "(-\\sqrt{5}, \\sqrt{5})", False),  # bracket differs
+    ("(-2.237, 2.236)", "(-\\sqrt{5}, \\sqrt{5})", False),  # -2.23606... is neither rounded nor cut to -2.237
+])
+def test_decimal_prediction_of_an_irrational_reference(cand, gold, expected):
+    assert correct(f"\\boxed{{{cand}}}", gold, timeout_s=10.0) is expected

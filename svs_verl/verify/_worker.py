@@ -24,7 +24,52 @@ def check(gold: str, pred: str, is_full_text: bool, timeout_s: float, parse, ver
     pred_parsed = parse(pred_text, (expr(), latex()), parsing_timeout=secs)
     if not pred_parsed:
         return "no_answer", "math-verify found no answer"
-    return ("match" if verify(gold_parsed, pred_parsed, timeout_seconds=secs) else "mismatch"), str(pred_parsed[-1])[:200]
+    if verify(gold_parsed, pred_parsed, timeout_seconds=secs) or rounded_match(gold_parsed[0], pred):
+        return "match", str(pred_parsed[-1])[:200]
+    return "mismatch", str(pred_parsed[-1])[:200]
+
+
+def rounded_match(gold_expr, pred: str) -> bool:
+    """A decimal prediction of an exact irrational reference (``1.414`` for ``\\sqrt{2}``, ``(-1.73, 1.73)``
+    for an interval of surds): each decimal must be the exact value rounded or truncated to its own places
+    (``rules.rounds_to``); exact-against-exact is never approximate."""
+    from fractions import Fraction
+
+    import sympy
+
+    from svs_verl.verify import rules
+
+    text = rules.normalize(pred)
+    if rules.as_number(text) is not None:
+        pairs, bracket_ok = [(text, gold_expr)], True
+    else:
+        shape = rules._structured(text)
+        if shape is None or shape[0] != "seq" or not shape[1][0]:
+            return False
+        opening, elements, closing = shape[1]
+        texts = [t for _, t in elements]
+        if isinstance(gold_expr, sympy.Interval) and len(texts) == 2:
+            bracket_ok = (opening == "(") == bool(gold_expr.left_open) and (closing == ")") == bool(gold_expr.right_open)
+            pairs = list(zip(texts, (gold_expr.start, gold_expr.end)))
+        elif isinstance(gold_expr, sympy.Tuple) and len(texts) == len(gold_expr) and opening == "(":
+            pairs, bracket_ok = list(zip(texts, gold_expr)), True
+        else:
+            return False
+    if not bracket_ok or not any("." in t for t, _ in pairs):
+        return False
+    for t, g in pairs:
+        if not isinstance(g, sympy.Basic) or not g.is_number or g.has(sympy.Float) or g.is_infinite:
+            return False
+        exact = rules.as_number(t)
+        if exact is None:
+            return False
+        if g.is_Rational:
+            if Fraction(int(g.p), int(g.q)) != exact and not rules.rounds_to(t, Fraction(int(g.p), int(g.q))):
+                return False
+            continue
+        if "." not in t or not g.is_real or not rules.rounds_to(t, Fraction(str(sympy.N(g, 40)))):
+            return False
+    return True
 
 
 def main() -> None:

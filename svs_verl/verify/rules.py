@@ -128,7 +128,7 @@ def _answer_line_span(text: str) -> tuple[str, int] | None:
                     boxed = last_boxed(ans)
                     if boxed is not None:
                         return boxed, found.start()
-                    value = _stated_value(ans).strip()
+                    value = _stated_value(ans.strip("*").strip()).strip().strip("*").strip()  # "**Answer:** 5"
                     return value.rstrip(".,;:!").strip() or ans, found.start()
         end = start - 1
     return None

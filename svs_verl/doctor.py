@@ -1,15 +1,19 @@
 """``svs-verl doctor``: is this environment ready to train with SvS inside verl?
 
 Checks that verl is exactly 0.9.1, that importing verl really registered svs-verl's trainer, sampler and
-reward manager (verl hides plugin import errors), and reports versions and GPUs. Exit code 0 only when
-nothing is wrong.
+reward manager (verl hides plugin import errors), and reports versions, GPUs and the CPU backend (vLLM's CPU
+build importable, the CPU platform registered, which patches apply and the versions they were written for).
+Exit code 0 only when nothing is wrong; a CPU backend that is not installed is a problem only when
+``VERL_PLATFORM=cpu`` asks for it.
 """
 
 from __future__ import annotations
 
 import importlib
 import importlib.metadata as md
+import logging
 import os
+import warnings
 
 REQUIRED_VERL = "0.9.1"
 
@@ -41,12 +45,21 @@ def run_checks() -> tuple[list[tuple[str, str]], list[str]]:
     if not eps:
         problems.append("the verl.plugins entry point 'svs' is missing: reinstall svs-verl (pip install -e .)")
 
-    importlib.import_module("verl")  # loads the plugins, as every verl process does
-    from verl.experimental.reward_loop.reward_manager.registry import REWARD_MANAGER
-    from verl.trainer.ppo.v1.trainer_base import TRAINER_REGISTRY
-    from verl.utils.import_utils import load_extern_object
+    with warnings.catch_warnings():  # verl warns about every optional engine it lacks (torchtitan, megatron, ...)
+        warnings.simplefilter("ignore")
+        logging.disable(logging.WARNING)
+        try:
+            importlib.import_module("verl")  # loads the plugins, as every verl process does
+            from verl.experimental.reward_loop.reward_manager.registry import REWARD_MANAGER
+            from verl.trainer.ppo.v1.trainer_base import TRAINER_REGISTRY
+            from verl.utils.import_utils import load_extern_object
+        finally:
+            logging.disable(logging.NOTSET)
 
-    from .verl_plugin import register
+    from .verl_plugin import hooks, register
+
+    for module, error in hooks.FAILED.items():
+        problems.append(f"registering after {module} loaded failed: {error}")
 
     for role, error in register.ERRORS.items():
         problems.append(f"registering the {role} failed: {error}")
@@ -67,6 +80,8 @@ def run_checks() -> tuple[list[tuple[str, str]], list[str]]:
         lines.append(("sampler", "NOT loadable"))
         problems.append(f"sampler SvsReplayBuffer cannot be loaded the way verl loads it: {exc}")
 
+    _cpu_backend(lines, problems)
+
     from importlib import resources
 
     lines.append(("configs", str(resources.files("svs_verl.configs"))))
@@ -77,10 +92,32 @@ def run_checks() -> tuple[list[tuple[str, str]], list[str]]:
             names = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
             lines.append(("gpu", f"{len(names)} x {names[0]}"))
         else:
-            lines.append(("gpu", "none visible (training needs a CUDA GPU and vllm; CPU is enough for tests)"))
+            lines.append(("gpu", "none visible (the CPU backend trains without one: VERL_PLATFORM=cpu)"))
     except Exception as exc:  # noqa: BLE001
         lines.append(("gpu", f"unknown ({exc})"))
     return lines, problems
+
+
+def _cpu_backend(lines: list[tuple[str, str]], problems: list[str]) -> None:
+    from verl.plugin.platform import PlatformRegistry
+
+    from . import patches
+    from .quickstart import cpu_problem
+
+    wanted = patches.cpu_selected()
+    registered = PlatformRegistry.get("cpu") is not None
+    lines.append(("cpu platform", ("registered" if registered else "NOT registered") +
+                  (", selected (VERL_PLATFORM=cpu)" if wanted else ", not selected (VERL_PLATFORM=cpu selects it)")))
+    if not registered:
+        problems.append("the CPU platform is not in verl's PlatformRegistry")
+    why = cpu_problem()
+    lines.append(("cpu backend", "ready: vllm " + str(_version("vllm")) if why is None else f"not usable: {why}"))
+    if why and wanted:
+        problems.append(f"VERL_PLATFORM=cpu, but the CPU backend cannot run: {why}")
+    for name, (dist, version) in patches.WRITTEN_FOR.items():
+        where = patches.APPLIED.get(name) or ("applies in vLLM's processes" if name == "vllm_onednn" and wanted
+                                              else "applies on first use" if wanted else "not applied (GPU path)")
+        lines.append((f"patch {name}", f"for {dist}=={version} (found {_version(dist) or 'none'}): {where}"))
 
 
 def main() -> int:

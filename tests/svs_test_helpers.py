@@ -104,7 +104,10 @@ class RolloutSimulator:
         self.submitted: list[list[dict]] = []   # every svs_submit call, in order
         self.on_submit: Callable[[list[dict]], None] | None = None
         self.extra_columns: list[str] = []
-        self.hold_roles: set[str] = set()       # SvS roles whose groups never finish (a stuck rollout)
+        self.hold_roles: set[str] = set()       # SvS roles whose groups stay running (trajectories written)
+        self.pending_roles: set[str] = set()    # SvS roles whose groups stay pending (nothing generated yet)
+        self.held: list[dict] = []              # rows of held/pending groups, for release()
+        self.hold: Callable[[dict], str | None] | None = None   # per row: "running", "pending" or None
         self.manager = SvsRewardManager(reward_config(**(reward_kwargs or {})), char_tokenizer(), None)
         self._loop = asyncio.new_event_loop()
         self._lock = threading.Lock()
@@ -128,7 +131,14 @@ class RolloutSimulator:
                         tags=[{"is_prompt": True, "status": "pending", "global_steps": self.global_steps}
                               for _ in rows])
         for row in rows:
-            held = row["extra_info"].get("svs_role") in self.hold_roles
+            role = row["extra_info"].get("svs_role")
+            state = self.hold(row) if self.hold else None
+            if role in self.pending_roles or state == "pending":
+                self.held.append(row)
+                continue
+            held = role in self.hold_roles or state == "running"
+            if held:
+                self.held.append(row)
             self.run(row, status="running" if held else "finished")
         if self.on_submit:
             self.on_submit(rows)
@@ -178,10 +188,24 @@ class RolloutSimulator:
                          "seq_len": len(prompts) + len(responses), "global_steps": self.global_steps,
                          "min_global_steps": self.global_steps, "max_global_steps": self.global_steps})
             rewards.append(out["reward_score"])
-        tq.kv_batch_put(keys=keys, partition_id=self.partition, fields=list_of_dict_to_tensordict(fields), tags=tags)
+        if keys:   # a group whose sessions all came back empty writes no trajectory
+            tq.kv_batch_put(keys=keys, partition_id=self.partition, fields=list_of_dict_to_tensordict(fields), tags=tags)
         if status != "running":
             tq.kv_put(key=uid, partition_id=self.partition, tag={"status": status})
         return rewards
+
+    def release(self) -> list[str]:
+        """Let every held or pending group finish (pending ones are generated now). Returns their uids."""
+        import transfer_queue as tq
+
+        rows, self.held = self.held, []
+        for row in rows:
+            tags = (tq.kv_list(self.partition) or {}).get(self.partition, {})
+            if tags.get(row["uid"], {}).get("status") == "pending":
+                self.run(row)
+            else:
+                self.finish(row["uid"])
+        return [r["uid"] for r in rows]
 
     def finish(self, uid: str) -> None:
         import transfer_queue as tq

@@ -1,4 +1,3 @@
-from fractions import Fraction
 
 import pytest
 
@@ -11,11 +10,27 @@ def test_paper_bands_for_group_of_eight():
     assert SYNTHESIS_REWARD_BAND.counts(8) == [1, 2, 3, 4, 5]
 
 
-@pytest.mark.parametrize("n", range(1, 65))
-def test_band_is_exact_and_inclusive_for_every_group_size(n):
-    for band in (UNDERPERFORMING_BAND, SYNTHESIS_REWARD_BAND, AccuracyBand(0.3, 0.7)):
-        lo, hi = Fraction(str(band.low)), Fraction(str(band.high))
-        assert band.counts(n) == [c for c in range(n + 1) if lo <= Fraction(c, n) <= hi]
+# Hand-computed: the correct counts c with low <= c/n <= high, boundaries included. For n = 8 the bounds
+# 1/8, 4/8, 5/8 fall exactly on counts; for 10, 16, 24, 5 and 3 they fall on counts or between them.
+BAND_TABLE = [
+    # n, underperforming [1/8, 1/2], reward [1/8, 5/8], [0.3, 0.7]
+    (1, [], [], []),
+    (2, [1], [1], [1]),
+    (3, [1], [1], [1, 2]),
+    (4, [1, 2], [1, 2], [2]),
+    (5, [1, 2], [1, 2, 3], [2, 3]),
+    (8, [1, 2, 3, 4], [1, 2, 3, 4, 5], [3, 4, 5]),
+    (10, [2, 3, 4, 5], [2, 3, 4, 5, 6], [3, 4, 5, 6, 7]),
+    (16, [2, 3, 4, 5, 6, 7, 8], [2, 3, 4, 5, 6, 7, 8, 9, 10], [5, 6, 7, 8, 9, 10, 11]),
+    (24, list(range(3, 13)), list(range(3, 16)), list(range(8, 17))),
+]
+
+
+@pytest.mark.parametrize("n,under,reward,mid", BAND_TABLE)
+def test_band_counts_match_hand_computed_table(n, under, reward, mid):
+    assert UNDERPERFORMING_BAND.counts(n) == under
+    assert SYNTHESIS_REWARD_BAND.counts(n) == reward
+    assert AccuracyBand(0.3, 0.7).counts(n) == mid
 
 
 def test_decimal_bounds_are_read_exactly():

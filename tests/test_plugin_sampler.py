@@ -58,10 +58,10 @@ class ScriptedPolicy:
             return [f"So the answer is \\boxed{{{answer if ok else 0}}}." for ok in self.correct[row["uid"]]]
         if role == "synthesis":
             hard, easy = PROBLEMS[answer]
-            return ([f"```problem\n{hard}\n```", f"```problem\n{easy}\n```", "I cannot think of one.",
-                     f"```problem\nThere are {answer} eggs. How many eggs? (answer: {answer})\n```"] * n)[:n]
+            return ([f"```text\n{hard}\n```", f"```text\n{easy}\n```", "I cannot think of one.",
+                     f"```text\nThere are {answer} eggs. How many eggs? (answer: {answer})\n```"] * n)[:n]
         hard, _ = PROBLEMS[answer]
-        hits = 3 if row["extra_info"]["svs_problem"] == hard else 8
+        hits = 3 if row["extra_info"]["svs_problem"] == hard else 8   # the easy one and the giveaway: 8/8
         return [f"\\boxed{{{answer if i < hits else 1}}}" for i in range(n)]
 
 
@@ -72,6 +72,41 @@ def make_buffer(sim, **svs):
                           svs={**settings, "poll_interval_s": 0.05, "tail_timeout_s": 60}, train_batch_size=3, gen_batch_size=3)
     buf.attach(sim)
     return buf
+
+
+# GRPO advantages (score - group mean) / (unbiased group std), worked out by hand for the groups below:
+#   2 of 8 correct: mean 1/4, std sqrt(1.5/7) = 0.4629100 -> +1.6201852 / -0.5400617
+#   3 of 8 correct: mean 3/8, std sqrt(1.875/7) = 0.5175492 -> +1.2076147 / -0.7245688
+#   1 of 4 rewarded: mean 1/4, std sqrt(0.75/3) = 0.5 -> +1.5 / -0.5
+ADV = {(2, 8): (1.6201852, -0.5400617), (3, 8): (1.2076147, -0.7245688), (1, 4): (1.5, -0.5)}
+
+
+def check_grpo_advantages(batch, hits: dict[str, tuple[set[int], int]]):
+    """Run verl's own GRPO advantage on the returned batch (rm_scores and response_mask from TQ, grouped by
+    uid) and compare every trajectory with the hand-computed table: ``hits[uid] = (rewarded sessions, n)``."""
+    import numpy as np
+    import torch
+    from verl.trainer.ppo.core_algos import compute_grpo_outcome_advantage
+
+    data = tq.kv_batch_get(keys=list(batch.keys), partition_id="train", select_fields=["rm_scores", "response_mask"])
+    scores, masks = data["rm_scores"].unbind(0), data["response_mask"].unbind(0)
+    width = max(len(x) for x in scores)
+    rewards = torch.zeros(len(scores), width)
+    mask = torch.zeros(len(scores), width)
+    for i, (sc, m) in enumerate(zip(scores, masks)):
+        rewards[i, :len(sc)] = sc
+        mask[i, :len(m)] = m.float()
+    index = np.array([k.split("_")[0] for k in batch.keys], dtype=object)
+    adv, _ = compute_grpo_outcome_advantage(rewards, mask, index)
+    assert set(index) == set(hits)
+    for i, key in enumerate(batch.keys):
+        uid, session = key.split("_")[0], int(key.split("_")[1])
+        rewarded, n = hits[uid]
+        up, down = ADV[(len(rewarded), n)]
+        expected = up if session in rewarded else down
+        length = int(mask[i].sum())
+        assert adv[i, :length].tolist() == pytest.approx([expected] * length, abs=1e-5), key
+        assert not adv[i, length:].any()
 
 
 def rm_last(keys):
@@ -107,37 +142,51 @@ def test_svs_step_streams_synthesis_and_solves_into_the_batch(partition, tmp_pat
     assert running_at_first_submit == ["running"]
     assert [r["uid"] for r in sim.submitted[0]] == [f"{q1}-syn1"]   # the first correct answer of q1 seeds
     submitted = [r["uid"] for rows_ in sim.submitted for r in rows_]
-    assert sorted(submitted) == sorted([f"{q1}-syn1", f"{q1}-syn1-v0", f"{q1}-syn1-v1", f"{q3}-syn0",
-                                        f"{q3}-syn0-v0", f"{q3}-syn0-v1"])
+    # paper default: no guards, so the giveaway (sample 3) is solved too; sample 2 has no fence
+    assert sorted(submitted) == sorted([f"{q1}-syn1", f"{q1}-syn1-v0", f"{q1}-syn1-v1", f"{q1}-syn1-v3",
+                                        f"{q3}-syn0", f"{q3}-syn0-v0", f"{q3}-syn0-v1", f"{q3}-syn0-v3"])
     syn_row = sim.submitted[0][0]
     assert syn_row["__rollout_n__"] == 4 and syn_row["extra_info"]["svs_role"] == "synthesis"
     assert "\\boxed{42}" in syn_row["raw_prompt"][-1]["content"]          # shows the seed solution
     solve_row = next(r for rows_ in sim.submitted for r in rows_ if r["uid"] == f"{q1}-syn1-v0")
     assert solve_row["__rollout_n__"] == 8 and solve_row["reward_model"]["ground_truth"] == "42"
-    assert solve_row["raw_prompt"] == [{"role": "user", "content": PROBLEMS["42"][0]}]
+    # asked with the originals' instruction (svs-verl data prepare --rewrap), the default solve template
+    assert solve_row["raw_prompt"] == [{"role": "user", "content": PROBLEMS["42"][0] + "\nPlease reason step by "
+                                        "step, and put your final answer within \\boxed{}."}]
 
     groups = {}
     for key in batch.keys:
         groups.setdefault(key.split("_")[0], []).append(key)
-    # originals (no DAPO filter here) + the VPS group and the in-band SPA group of each seed
-    assert set(groups) == {q1, q2, q3, f"{q1}-syn1", f"{q3}-syn0", f"{q1}-syn1-v0", f"{q3}-syn0-v0"}
+    # verl's DAPO filter is off here, so the reference's filter applies: q2 (8/8, no reward variance) is
+    # left out; then the VPS group and the in-band SPA group of each seed
+    assert set(groups) == {q1, q3, f"{q1}-syn1", f"{q3}-syn0", f"{q1}-syn1-v0", f"{q3}-syn0-v0"}
     assert all(len(v) == (4 if "-syn" in u and "-v" not in u else 8) for u, v in groups.items())
     assert len(batch.tags) == len(batch.keys) and all("seq_len" in t for t in batch.tags)
-    # synthesis rewards were written into rm_scores: sample 0 solved 3/8 (in band) -> 1; the rest 0
+    # synthesis rewards were written into rm_scores: sample 0 solved 3/8 (in band) -> 1; the rest 0; the
+    # score tensor spans the whole response (response_len tokens), zero except the last token
+    tags = dict(zip(batch.keys, batch.tags))
     for vps in (f"{q1}-syn1", f"{q3}-syn0"):
         keys = sorted(groups[vps], key=lambda k: int(k.split("_")[1]))
         assert rm_last(keys) == [1.0, 0.0, 0.0, 0.0]
+        scores = tq.kv_batch_get(keys=keys, partition_id="train", select_fields=["rm_scores"])["rm_scores"].unbind(0)
+        for key, row in zip(keys, scores):
+            assert row.shape == (tags[key]["response_len"],) and not row[:-1].any()
+    check_grpo_advantages(batch, {q1: ({1, 4}, 8), q3: ({0, 3, 4}, 8), f"{q1}-syn1": ({0}, 4),
+                                  f"{q3}-syn0": ({0}, 4), f"{q1}-syn1-v0": ({0, 1, 2}, 8),
+                                  f"{q3}-syn0-v0": ({0, 1, 2}, 8)})
     assert buf.roles[q1] == "oqa" and buf.roles[f"{q1}-syn1"] == "vps" and buf.roles[f"{q1}-syn1-v0"] == "spa"
 
     # TQ holds exactly the batch's trajectories plus nothing of the unkept SvS groups or any prompt marker
     left = (tq.kv_list("train") or {}).get("train", {})
     assert set(left) == set(batch.keys)
 
-    assert metrics["svs/seeds"] == 2 and metrics["svs/syntheses"] == 8 and metrics["svs/accepted"] == 4
-    assert metrics["svs/reject/no_fence"] == 2 and metrics["svs/reject/reveals_answer"] == 2
-    assert metrics["svs/valid_ratio"] == 0.5 and metrics["svs/vps/reward_mean"] == 0.25
+    assert metrics["svs/seeds"] == 2 and metrics["svs/syntheses"] == 8 and metrics["svs/accepted"] == 6
+    assert metrics["svs/reject/no_fence"] == 2 and not [k for k in metrics if k.startswith("svs/reject/") and
+                                                           k != "svs/reject/no_fence"]
+    assert metrics["svs/valid_ratio"] == 0.75 and metrics["svs/vps/reward_mean"] == 0.25
+    assert metrics["svs/update/oqa_groups"] == 2 and metrics["svs/dropped/oqa_no_variance"] == 1
     assert metrics["svs/update/vps_groups"] == 2 and metrics["svs/update/spa_groups"] == 2
-    assert (metrics["svs/samples/oqa"], metrics["svs/samples/vps"], metrics["svs/samples/spa"]) == (24, 8, 16)
+    assert (metrics["svs/samples/oqa"], metrics["svs/samples/vps"], metrics["svs/samples/spa"]) == (16, 8, 16)
     assert metrics["svs/tokens/vps"] > 0 and metrics["svs/tokens/spa"] > 0 and metrics["svs/tokens/oqa"] > 0
 
     records = [json.loads(line) for line in (tmp_path / "dump" / "syntheses_step000001.jsonl").read_text().splitlines()]
@@ -147,13 +196,24 @@ def test_svs_step_streams_synthesis_and_solves_into_the_batch(partition, tmp_pat
     assert first["parent_problem"].startswith("A farmer") and first["ground_truth"] == "42"
 
 
-def test_dapo_filter_and_refill_still_work_on_originals(partition):
+def families(batch) -> dict[str, set[str]]:
+    """Original uid -> the uids of the SvS groups of its family in the batch."""
+    out: dict[str, set[str]] = {}
+    for key in batch.keys:
+        uid = key.split("_")[0]
+        out.setdefault(uid.split("-")[0], set()).add(uid)
+    return out
+
+
+def test_dapo_refill_trains_only_families_of_the_batch(partition):
+    """verl's DAPO loop evicts two flat groups, refills 2 x 2 prompts and discards the surplus. With the
+    paper default (every correct response seeds), only families of the 3 originals in the batch train."""
     q = [uid() for _ in range(4)]
     policy = ScriptedPolicy({q[0]: [True] + [False] * 7, q[1]: [True] * 8, q[2]: [False] * 8,
                              q[3]: [True, True, False, False, False, False, False, False]})
     sim = RolloutSimulator(policy)
     refills = []
-    extra = {uid(): [True, False] * 4 for _ in range(4)}
+    extra = {uid(): [True, False] * 4 for _ in range(4)}   # 4/8 each: underperforming, 4 seeds each
     policy.correct.update(extra)
     pending = list(extra)
 
@@ -166,17 +226,83 @@ def test_dapo_filter_and_refill_still_work_on_originals(partition):
 
     for i, u in enumerate(q[:3]):
         sim.run(sim.prompt(u, f"Problem {i}: what is 6 times 7?", "42", i))
+    sim.run(sim.prompt(q[3], "Tom has 5 apples and gets 7 more. How many apples?", "12", 3))
     buf = SvsReplayBuffer(trainer_mode="sync", trainer_config={}, max_off_policy_threshold=8,
                           max_off_policy_strategy="drop", sampler_kwargs={}, refill_fn=refill,
-                          svs={"synthesis_n": 4, "solve_n": 8, "max_seeds_per_problem": 1, "poll_interval_s": 0.05},
+                          svs={"synthesis_n": 4, "solve_n": 8, "poll_interval_s": 0.05},
                           filter_groups_metric="acc", train_batch_size=3, gen_batch_size=1, max_inflight_gen_batches=2)
     buf.attach(sim)
     batch, metrics = buf.sample(global_steps=1, partition_id="train", batch_size=3)
-    originals = {k.split("_")[0] for k in batch.keys if "-syn" not in k}
-    assert q[1] not in originals and q[2] not in originals          # zero-variance groups evicted by verl's DAPO
-    assert q[0] in originals and len(originals) == 3
-    assert refills and metrics["training/filter_groups/evicted_samples"] == 2
-    assert metrics["svs/seeds"] >= 1 and metrics["svs/update/vps_groups"] >= 1
+    fam = families(batch)
+    originals = set(fam)
+    assert refills == [4] and metrics["training/filter_groups/evicted_samples"] == 2
+    assert metrics["training/filter_groups/discarded_surplus_samples"] == 3
+    assert {q[0], q[3]} < originals and len(originals) == 3            # the oldest in-band groups, + one refill
+    [kept] = originals - {q[0], q[3]}
+    assert kept in extra
+    assert fam == {
+        q[0]: {q[0], f"{q[0]}-syn0", f"{q[0]}-syn0-v0"},
+        q[3]: {q[3], f"{q[3]}-syn0", f"{q[3]}-syn1", f"{q[3]}-syn0-v0", f"{q[3]}-syn1-v0"},
+        kept: {kept} | {f"{kept}-syn{i}" for i in (0, 2, 4, 6)} | {f"{kept}-syn{i}-v0" for i in (0, 2, 4, 6)},
+    }
+    # the three discarded refills had 4 seeds each: their 12 families were generated and dropped
+    assert metrics["svs/dropped/parent_not_in_batch"] == 12 and metrics["svs/seeds"] == 1 + 2 + 16
+    assert metrics["svs/update/oqa_groups"] == 3 and metrics["svs/update/vps_groups"] == 7
+    assert set((tq.kv_list("train") or {}).get("train", {})) == set(batch.keys)
+
+
+def test_svs_groups_in_flight_are_hidden_from_verls_dapo_loop(partition):
+    """Synthesis groups still running and solve groups still pending while verl's DAPO loop decides: it
+    must neither wait for them (they are not in its in-flight count) nor select them."""
+    q1, q2, q3 = uid(), uid(), uid()
+    sim = RolloutSimulator(ScriptedPolicy({q1: [True] + [False] * 7, q2: [True, False] * 4, q3: [True] * 8}))
+    sim.run(sim.prompt(q1, "A farmer has 12 cows and buys 30 more. How many cows?", "42", 0))
+    sim.run(sim.prompt(q2, "Tom has 5 apples and gets 7 more. How many apples?", "12", 1))
+    sim.run(sim.prompt(q3, "What is 40 + 2?", "42", 2), status="running")   # an original still generating
+    roles = lambda row: row["extra_info"]["svs_role"]   # noqa: E731
+    # q2's synthesis keeps generating; q1's synthesis finishes at once and its solves wait in the queue
+    sim.hold = lambda row: ("running" if roles(row) == "synthesis" and row["uid"].startswith(q2)
+                            else "pending" if roles(row) == "solve" else None)
+    buf = SvsReplayBuffer(trainer_mode="sync", trainer_config={}, max_off_policy_threshold=8,
+                          max_off_policy_strategy="drop", sampler_kwargs={}, refill_fn=lambda k: 0,
+                          svs={"synthesis_n": 4, "solve_n": 8, "max_seeds_per_problem": 1, "poll_interval_s": 0.05},
+                          filter_groups_metric="acc", train_batch_size=2, gen_batch_size=1, max_inflight_gen_batches=2)
+    buf.attach(sim)
+    at_selection = []
+    select = buf._select_prompt_uids
+
+    def recording_select(partition_id, sampleable, batch_size):
+        tags = (tq.kv_list("train") or {}).get("train", {})
+        at_selection.append(({u: tags[u]["status"] for u in tags if "-syn" in u and "_" not in u}, set(sampleable)))
+        return select(partition_id, sampleable, batch_size)
+    buf._select_prompt_uids = recording_select
+
+    finish_tail = buf._finish_tail
+
+    def release_then_finish(pid):   # after verl's selection the rollout gets to the held groups
+        sim.hold = None
+        sim.release()
+        return finish_tail(pid)
+    buf._finish_tail = release_then_finish
+    polls = []
+    wait = buf._wait_for_next_poll
+
+    def bounded_wait(pid, last):     # were SvS groups counted as in flight, verl would wait here for ever
+        polls.append(1)
+        if len(polls) == 5:          # the original q3 ends (8/8: DAPO evicts it); verl may then select
+            sim.finish(q3)
+        if len(polls) == 100:
+            sim.hold = None
+            sim.release()
+        return wait(pid, last)
+    buf._wait_for_next_poll = bounded_wait
+    batch, metrics = buf.sample(global_steps=1, partition_id="train", batch_size=2)
+    [(statuses, sampleable)] = at_selection
+    assert statuses == {f"{q1}-syn0": "finished", f"{q1}-syn0-v0": "pending", f"{q1}-syn0-v1": "pending",
+                        f"{q1}-syn0-v3": "pending", f"{q2}-syn0": "running"}   # in flight, not waited for
+    assert sampleable == {q1, q2}                                            # and never offered to verl
+    assert families(batch) == {q1: {q1, f"{q1}-syn0", f"{q1}-syn0-v0"}, q2: {q2, f"{q2}-syn0", f"{q2}-syn0-v0"}}
+    assert "svs/tail_timeout" not in metrics
 
 
 def test_svs_disabled_is_verl_replay_buffer(partition):
@@ -278,6 +404,68 @@ def test_tail_timeout_abandons_stuck_work_and_clears_its_late_writes(partition):
     batch2, _ = buf.sample(global_steps=2, partition_id="train", batch_size=1)
     assert {k.split("_")[0] for k in batch2.keys} == {q2}
     assert set((tq.kv_list("train") or {}).get("train", {})) == set(batch2.keys)   # nothing of q1's family left
+
+
+def test_empty_finished_synthesis_group_fails_at_once(partition):
+    """A synthesis group whose sessions all came back empty must fail now, not wait for the tail timeout."""
+    import time
+
+    q1 = uid()
+    policy = ScriptedPolicy({q1: [True] + [False] * 7})
+    scripted = policy.__call__
+    sim = RolloutSimulator(lambda row, n: [] if row["extra_info"].get("svs_role") == "synthesis" else scripted(row, n))
+    sim.run(sim.prompt(q1, "A farmer has 12 cows and buys 30 more. How many cows?", "42", 0))
+    buf = SvsReplayBuffer(trainer_mode="sync", trainer_config={}, max_off_policy_threshold=8,
+                          max_off_policy_strategy="drop", sampler_kwargs={},
+                          svs={"synthesis_n": 4, "max_seeds_per_problem": 1, "poll_interval_s": 0.05,
+                               "tail_timeout_s": 20})
+    buf.attach(sim)
+    t0 = time.monotonic()
+    batch, metrics = buf.sample(global_steps=1, partition_id="train", batch_size=1)
+    assert time.monotonic() - t0 < 10
+    assert {k.split("_")[0] for k in batch.keys} == {q1}
+    assert metrics["svs/failed/synthesis"] == 1 and "svs/tail_timeout" not in metrics
+    assert set((tq.kv_list("train") or {}).get("train", {})) == set(batch.keys)
+
+
+def test_solve_prompt_over_the_budget_costs_one_reward_not_the_group(partition):
+    q1 = uid()
+    sim = RolloutSimulator(ScriptedPolicy({q1: [True] + [False] * 7}))
+    sim.run(sim.prompt(q1, "A farmer has 12 cows and buys 30 more. How many cows?", "42", 0))
+    easy = PROBLEMS["42"][1]
+    sim.svs_prompt_fits = lambda messages: easy not in messages[-1]["content"]   # the easy problem's prompt is too long
+    batch, metrics = make_buffer(sim).sample(global_steps=1, partition_id="train", batch_size=1)
+    assert families(batch) == {q1: {q1, f"{q1}-syn0", f"{q1}-syn0-v0"}}
+    assert [r["uid"] for rows in sim.submitted for r in rows] == [f"{q1}-syn0", f"{q1}-syn0-v0", f"{q1}-syn0-v3"]
+    vps = sorted((k for k in batch.keys if k.startswith(f"{q1}-syn0_")), key=lambda k: int(k.split("_")[1]))
+    assert rm_last(vps) == [1.0, 0.0, 0.0, 0.0]
+    assert metrics["svs/prompt_too_long"] == 1 and metrics["svs/reject/prompt_too_long"] == 1
+    assert metrics["svs/accepted"] == 2 and "svs/failed/synthesis" not in metrics and "svs/vps_unscored" not in metrics
+
+
+def test_submission_that_raises_after_its_markers_leaves_nothing_behind(partition):
+    q1, q2 = uid(), uid()
+    sim = RolloutSimulator(ScriptedPolicy({q1: [True] + [False] * 7, q2: [True] * 8}))
+    sim.run(sim.prompt(q1, "A farmer has 12 cows and buys 30 more. How many cows?", "42", 0))
+    lost = []
+
+    def half_broken(rows):   # the prompt markers are written, then generation cannot be reached
+        tq.kv_batch_put(keys=[r["uid"] for r in rows], partition_id="train",
+                        tags=[{"is_prompt": True, "status": "pending", "global_steps": 1} for _ in rows])
+        lost.extend(rows)
+        raise ConnectionError("rollout workers unreachable")
+    real_submit, sim.svs_submit = sim.svs_submit, half_broken
+    buf = make_buffer(sim)
+    batch, metrics = buf.sample(global_steps=1, partition_id="train", batch_size=1)
+    assert {k.split("_")[0] for k in batch.keys} == {q1} and metrics["svs/submit_failed"] == 1
+    assert set((tq.kv_list("train") or {}).get("train", {})) == set(batch.keys)
+    tq.kv_clear(keys=list(batch.keys), partition_id="train")       # what verl's fit does after the update
+    sim.svs_submit = real_submit
+    sim.run(lost[0])                                               # a session started anyway and ends late
+    sim.run(sim.prompt(q2, "What is 40 + 2?", "42", 1, step=2))
+    batch2, _ = buf.sample(global_steps=2, partition_id="train", batch_size=1)
+    assert {k.split("_")[0] for k in batch2.keys} == {q2}
+    assert set((tq.kv_list("train") or {}).get("train", {})) == set(batch2.keys)
 
 
 def test_sampler_state_round_trip(partition):

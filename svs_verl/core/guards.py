@@ -1,7 +1,13 @@
-"""Guards on a parsed variational problem. Each failed guard is a named rejection reason.
+"""Guards on a parsed variational problem: an opt-in addition of svs-verl, not part of the paper.
 
-A rejected synthesis earns synthesis reward 0 and is never solved. The checks are cheap and linear in
-the text length (no quadratic string matching), so they can run inline in the rollout loop.
+The paper's synthesis reward is the solve accuracy inside the reward band and nothing else: a parsed,
+non-empty problem that fits the prompt budget is solved, whatever it says. These guards, off by default
+(``GuardConfig.enable``), turn a parsed problem into reward 0 (never solved) for a named reason:
+``too_short``, ``too_long``, ``not_a_question``, ``copies_solution``, ``reveals_answer``,
+``duplicate_of_original``, ``duplicate_of_sibling``. With ``enable`` on, each guard still has its own key
+and can be switched off alone. The sibling rule compares a sample only with the *earlier samples of the
+same synthesis group* (ordered by session index), so its verdict never depends on which group finished
+first. The checks are linear in the text length, so they can run inline in the rollout loop.
 """
 
 from __future__ import annotations
@@ -9,6 +15,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from typing import Iterable, Sequence
+
+from ._checks import need_bool, need_fraction, need_int
 
 TOO_SHORT = "too_short"
 TOO_LONG = "too_long"
@@ -28,8 +36,9 @@ _ASKS = re.compile(
 
 @dataclass(frozen=True)
 class GuardConfig:
-    """Thresholds of the guards (every one can be switched off with ``None``)."""
+    """The guards (ours, off unless ``enable``) and their thresholds (each can be switched off with ``None``)."""
 
+    enable: bool = False                  # paper / reference: no guards at all
     min_chars: int = 10                   # shorter problems are rejected as too_short
     max_chars: int = 4000                 # longer problems are rejected as too_long
     leak_min_answer_chars: int | None = 2  # an answer this long appearing as a token is a giveaway
@@ -39,12 +48,15 @@ class GuardConfig:
     require_question: bool = True         # must ask something ('?', or find/compute/what/...)
 
     def __post_init__(self) -> None:
-        if self.min_chars < 0 or self.max_chars < self.min_chars:
-            raise ValueError(f"guards: need 0 <= min_chars <= max_chars, got {self.min_chars}, {self.max_chars}")
+        need_bool("svs.guards.enable", self.enable)
+        need_bool("svs.guards.require_question", self.require_question)
+        need_int("svs.guards.min_chars", self.min_chars, 0)
+        need_int("svs.guards.max_chars", self.max_chars, 1)
+        if self.max_chars < self.min_chars:
+            raise ValueError(f"svs.guards: need min_chars <= max_chars, got {self.min_chars}, {self.max_chars}")
+        need_int("svs.guards.leak_min_answer_chars", self.leak_min_answer_chars, 1, nullable=True)
         for key in ("max_original_similarity", "max_sibling_similarity", "max_solution_copy"):
-            value = getattr(self, key)
-            if value is not None and not 0 < value <= 1:
-                raise ValueError(f"guards.{key} must be in (0, 1] or null, got {value!r}")
+            need_fraction(f"svs.guards.{key}", getattr(self, key), nullable=True)
 
 
 def _bigrams(text: str) -> set[tuple[str, ...]]:
@@ -119,7 +131,10 @@ def check_problem(
     siblings: Iterable[str] = (),
     cfg: GuardConfig = GuardConfig(),
 ) -> str | None:
-    """Return the first failed guard's reason, or ``None`` when the problem is accepted."""
+    """Return the first failed guard's reason, or ``None`` when the problem is accepted (always ``None``
+    unless ``cfg.enable``)."""
+    if not cfg.enable:
+        return None
     n = len(problem.strip())
     if n < cfg.min_chars:
         return TOO_SHORT

@@ -6,6 +6,9 @@ The rollout reports groups as they finish, in any order; the round answers with 
     add_syntheses(...)  a VPS group finished    -> SolveTasks (one per accepted problem, solve_n samples)
     add_solves(...)     an SPA group finished   -> the synthesis reward of its synthesis is now known
     fail(uid)           a task's rollout failed -> its family is dropped from the update, counted
+    reject_solve(uid)   a solve prompt cannot be submitted (too long) -> that synthesis sample earns 0
+    restrict_to_parents(uids)  the originals that entered the update are known -> every family of another
+                        parent is dropped (counted), and seeds that waited for a cap slot get the freed ones
 
 ``plan()`` then says which groups enter the policy update and the reward of every synthesis sample.
 Nothing here touches verl: uids are plain strings and verl-side code translates its events into calls.
@@ -63,6 +66,15 @@ class _Synthesis:
     reasons: list[str] = field(default_factory=list)        # "ok" or a rejection reason, per sample
     solve_uids: dict[int, str] = field(default_factory=dict)  # sample index -> solve task uid
     failed: bool = False
+    dropped: bool = False      # its parent did not enter the update
+
+
+@dataclass(frozen=True)
+class _WaitingSeed:
+    parent_uid: str
+    seed_index: int
+    solution: str
+    ground_truth: str
 
 
 @dataclass
@@ -70,13 +82,14 @@ class _Solve:
     task: SolveTask
     stats: GroupStats | None = None
     failed: bool = False
+    dropped: bool = False
 
 
 @dataclass(frozen=True)
 class UpdatePlan:
     """What one step hands to the policy update."""
 
-    originals: list[str]                    # OQA group uids
+    originals: list[str]                    # OQA group uids with reward variance (of the batch, once restricted)
     syntheses: dict[str, list[int]]         # VPS group uid -> per-sample synthesis reward
     solves: list[str]                       # SPA group uids
     metrics: dict[str, float]
@@ -99,6 +112,8 @@ class SvsRound:
         self.solves: dict[str, _Solve] = {}
         self.counts: Counter[str] = Counter()
         self._seeds_admitted = 0
+        self._waiting: list[_WaitingSeed] = []   # seeds over max_seeds_per_step, in the order they came
+        self._batch_parents: set[str] | None = None
 
     # -- events --------------------------------------------------------------------------------------
     def add_original(self, uid: str, problem: str, ground_truth: str, responses: Sequence[str],
@@ -117,28 +132,34 @@ class SvsRound:
             self.counts["underperforming"] += 1
         tasks = []
         for i in seeds:
-            if self.s.max_seeds_per_step is not None and self._seeds_admitted >= self.s.max_seeds_per_step:
-                self.counts["seeds_over_cap"] += 1
-                continue
             solution = final_part(responses[i]).strip() if self.s.strip_reasoning else responses[i]
             if len(solution) > self.s.max_solution_chars:
                 self.counts["seeds_too_long"] += 1
                 continue
-            self._seeds_admitted += 1
-            task = SynthesisTask(uid=f"{uid}-syn{i}", parent_uid=uid, seed_index=i, solution=solution,
-                                 messages=self.template.messages(solution, ground_truth),
-                                 ground_truth=ground_truth, n=self.s.synthesis_n)
-            self.syntheses[task.uid] = _Synthesis(task)
-            tasks.append(task)
-        self.counts["seeds"] += len(tasks)
+            seed = _WaitingSeed(uid, i, solution, ground_truth)
+            if self.s.max_seeds_per_step is not None and self._seeds_admitted >= self.s.max_seeds_per_step:
+                self._waiting.append(seed)   # may still get the slot of a seed whose parent is discarded
+                continue
+            tasks.append(self._admit(seed))
         return tasks
+
+    def _admit(self, seed: _WaitingSeed) -> SynthesisTask:
+        self._seeds_admitted += 1
+        self.counts["seeds"] += 1
+        task = SynthesisTask(uid=f"{seed.parent_uid}-syn{seed.seed_index}", parent_uid=seed.parent_uid,
+                             seed_index=seed.seed_index, solution=seed.solution,
+                             messages=self.template.messages(seed.solution, seed.ground_truth),
+                             ground_truth=seed.ground_truth, n=self.s.synthesis_n)
+        self.syntheses[task.uid] = _Synthesis(task)
+        return task
 
     def add_syntheses(self, uid: str, outputs: Sequence[str]) -> list[SolveTask]:
         syn = self._pending(self.syntheses, uid, "synthesis")
         syn.outputs = list(outputs)
         parent = self.originals[syn.task.parent_uid]
-        siblings = [p for other in self.syntheses.values() if other.task.parent_uid == parent.uid
-                    for p in other.problems if p is not None]
+        # siblings: the accepted problems of the earlier samples of this group (session order), so the
+        # verdict never depends on the order in which groups finish
+        siblings: list[str] = []
         tasks = []
         for j, text in enumerate(outputs):
             parsed = parse_synthesis(text, self.template)
@@ -178,6 +199,52 @@ class SvsRound:
         else:
             raise KeyError(f"unknown SvS task uid {uid!r}")
 
+    def keeps_original(self, uid: str) -> bool:
+        """The update rule for an original group (reward variance), as the reference filters originals."""
+        return self._rules.keep_original(self.originals[uid].stats)
+
+    def reject_solve(self, uid: str, reason: str) -> None:
+        """A solve task that cannot be submitted (e.g. its prompt is over the budget): the synthesis sample
+        that wrote it earns reward 0, as if rejected; its group stays in the update (as in the reference)."""
+        solve = self.solves.pop(uid)
+        syn = self.syntheses[solve.task.synthesis_uid]
+        j = solve.task.sample_index
+        syn.solve_uids.pop(j, None)
+        syn.problems[j] = None
+        syn.reasons[j] = reason
+        self.counts["accepted"] -= 1
+        self.counts[f"reject/{reason}"] += 1
+
+    def restrict_to_parents(self, parents: Sequence[str] | set[str]) -> tuple[list[str], list[SynthesisTask]]:
+        """Only the originals in ``parents`` entered the update: drop every family of any other parent.
+
+        Returns the uids of dropped tasks still outstanding (their late writes must be cleared) and the
+        synthesis tasks of waiting seeds (kept parents only, in arrival order) that take the cap slots the
+        dropped seeds freed. May be called again with a smaller set.
+        """
+        keep = set(parents)
+        self._batch_parents = keep if self._batch_parents is None else self._batch_parents & keep
+        outstanding = set(self.outstanding())
+        abandoned: list[str] = []
+        for uid, syn in self.syntheses.items():
+            if syn.task.parent_uid in self._batch_parents or syn.dropped:
+                continue
+            syn.dropped = True
+            self._seeds_admitted -= 1
+            self.counts["dropped/parent_not_in_batch"] += 1
+            if uid in outstanding:
+                abandoned.append(uid)
+        for uid, solve in self.solves.items():
+            if solve.task.parent_uid not in self._batch_parents and not solve.dropped:
+                solve.dropped = True
+                if uid in outstanding:
+                    abandoned.append(uid)
+        self._waiting = [w for w in self._waiting if w.parent_uid in self._batch_parents]
+        admitted = []
+        while self._waiting and (self.s.max_seeds_per_step is None or self._seeds_admitted < self.s.max_seeds_per_step):
+            admitted.append(self._admit(self._waiting.pop(0)))
+        return abandoned, admitted
+
     @staticmethod
     def _pending(table: dict, uid: str, kind: str):
         if uid not in table:
@@ -191,8 +258,8 @@ class SvsRound:
     # -- state ---------------------------------------------------------------------------------------
     def outstanding(self) -> list[str]:
         """Uids of submitted tasks whose results have not come back."""
-        return [u for u, s in self.syntheses.items() if s.outputs is None and not s.failed] + \
-               [u for u, s in self.solves.items() if s.stats is None and not s.failed]
+        return [u for u, s in self.syntheses.items() if s.outputs is None and not s.failed and not s.dropped] + \
+               [u for u, s in self.solves.items() if s.stats is None and not s.failed and not s.dropped]
 
     def synthesis_rewards(self, uid: str) -> list[int] | None:
         """Per-sample rewards of a finished synthesis group; None while any of its solves is pending/failed."""
@@ -213,15 +280,21 @@ class SvsRound:
     # -- the update batch ----------------------------------------------------------------------------
     def plan(self) -> UpdatePlan:
         rules = self._rules
-        originals = [u for u, o in self.originals.items() if rules.keep_original(o.stats)]
+        batch = self._batch_parents
+        originals = [u for u, o in self.originals.items()
+                     if rules.keep_original(o.stats) and (batch is None or u in batch)]
         syntheses: dict[str, list[int]] = {}
         solves: list[str] = []
         records: list[dict[str, Any]] = []
         c = Counter(self.counts)
-        all_rewards = {uid: self.synthesis_rewards(uid) for uid in self.syntheses}
+        if self._waiting:   # seeds that never got a max_seeds_per_step slot
+            c["seeds_over_cap"] += len(self._waiting)
+        all_rewards = {uid: self.synthesis_rewards(uid) for uid, syn in self.syntheses.items() if not syn.dropped}
         for uid, syn in self.syntheses.items():
-            rewards = all_rewards[uid]
-            if rewards is None:
+            rewards = all_rewards.get(uid)
+            if syn.dropped:
+                pass
+            elif rewards is None:
                 c["vps_unscored"] += 1
             elif rules.keep_synthesis_group(rewards):
                 syntheses[uid] = rewards
@@ -235,9 +308,10 @@ class SvsRound:
                     "problem": problem, "verdict": syn.reasons[j],
                     "solve_accuracy": stats.accuracy if stats else None,
                     "reward": rewards[j] if rewards is not None else None,
+                    "dropped": "parent_not_in_batch" if syn.dropped else None,
                 })
         for uid, solve in self.solves.items():
-            if solve.stats is not None and rules.keep_solve_group(solve.stats):
+            if solve.stats is not None and not solve.dropped and rules.keep_solve_group(solve.stats):
                 solves.append(uid)
         metrics = self._metrics(c, originals, syntheses, solves, all_rewards)
         return UpdatePlan(originals, syntheses, solves, metrics, records)
@@ -265,11 +339,13 @@ class SvsRound:
                           for u, o in self.originals.items()},
             "syntheses": {u: {"task": asdict(s.task), "outputs": s.outputs, "problems": s.problems,
                               "reasons": s.reasons, "solve_uids": {str(k): v for k, v in s.solve_uids.items()},
-                              "failed": s.failed} for u, s in self.syntheses.items()},
+                              "failed": s.failed, "dropped": s.dropped} for u, s in self.syntheses.items()},
             "solves": {u: {"task": asdict(s.task), "correct": list(s.stats.correct) if s.stats else None,
-                           "failed": s.failed} for u, s in self.solves.items()},
+                           "failed": s.failed, "dropped": s.dropped} for u, s in self.solves.items()},
             "counts": dict(self.counts),
             "seeds_admitted": self._seeds_admitted,
+            "waiting": [asdict(w) for w in self._waiting],
+            "batch_parents": sorted(self._batch_parents) if self._batch_parents is not None else None,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -279,9 +355,13 @@ class SvsRound:
         for u, s in state["syntheses"].items():
             self.syntheses[u] = _Synthesis(SynthesisTask(**s["task"]), s["outputs"], list(s["problems"]),
                                            list(s["reasons"]), {int(k): v for k, v in s["solve_uids"].items()},
-                                           s["failed"])
+                                           s["failed"], s.get("dropped", False))
         self.solves = {u: _Solve(SolveTask(**s["task"]),
-                                 GroupStats.of(u, s["correct"]) if s["correct"] is not None else None, s["failed"])
+                                 GroupStats.of(u, s["correct"]) if s["correct"] is not None else None, s["failed"],
+                                 s.get("dropped", False))
                        for u, s in state["solves"].items()}
         self.counts = Counter(state["counts"])
         self._seeds_admitted = state["seeds_admitted"]
+        self._waiting = [_WaitingSeed(**w) for w in state.get("waiting", [])]
+        parents = state.get("batch_parents")
+        self._batch_parents = set(parents) if parents is not None else None

@@ -1,15 +1,27 @@
 """Variational problem synthesis: the prompt (VPS input) and the parser of what the policy writes back.
 
-Paper §3.2: the policy is shown one of its own *correct* solutions to an underperforming problem and is
-asked for a new problem that this solution answers, with the same final answer, a different surface or
-structure, and an explicit, unambiguous statement. As in the reference implementation, the original
-problem text is not shown. The answer must come back inside a fixed fence so that parsing is exact.
+Paper §3.2 / the reference implementation (MasterVito/SvS): the policy is shown one of its own *correct*
+responses to an underperforming problem, in a tagged block, and asked for the original problem that would
+most plausibly have elicited that response; the original problem text is not shown. The reference reads
+the problem from the first ```` ```text ```` fenced block after the reasoning (an unclosed final fence runs
+to the end of the output), else from the first plain ```` ``` ```` fence, else from a
+``**Reconstructed Question:**`` line (up to the next blank line).
 
-Templates are plain data (YAML or JSON) so a run can swap them without code: ``user`` holds the request
-with the placeholders ``{solution}`` and ``{answer}``; ``system`` and ``few_shot`` are optional;
-``fence_open`` / ``fence_close`` delimit the problem in the model's output. A template whose
-``close_required`` is false accepts the end of the output as the closing fence (one-line formats such as
-``Question: ...`` for small models).
+Templates are plain data so a run can swap them without code:
+
+* YAML or JSON: ``user`` holds the request with the placeholder ``{solution}`` (``{answer}`` optional);
+  ``system`` and ``few_shot`` are optional; ``fence_open`` / ``fence_close`` delimit the problem in the
+  model's output; ``block`` (``first`` | ``last``) says which fenced block counts when there are several;
+  ``close`` (``strict`` | ``lenient``) says whether an unclosed fence is refused or runs to the end of the
+  output (``close_required: true/false`` is the older spelling of the same switch); ``fallbacks`` lists
+  further ``[open, close]`` markers tried in order when ``fence_open`` does not occur.
+* any other file (e.g. a copy of the reference's ``prompts/variational_problem_synthesis.txt``, unchanged):
+  the whole text is the user message, ``{REPLACE}`` (the reference's placeholder) or ``{solution}`` marks
+  where the response goes, and the output is parsed by the reference's rule above.
+
+Built-ins: ``paper`` (default; the reference's structure and parse rule, in our own words), ``oneline``
+(few-shot, one ``Question:`` line, for small models), ``problem_fence`` (our earlier rewrite: its own
+instructions and a ```` ```problem ```` fence, last block, closing fence required).
 """
 
 from __future__ import annotations
@@ -23,7 +35,14 @@ from typing import Any
 
 THINK_CLOSE = "</think>"
 THINK_OPEN = "<think>"
-_PLACEHOLDER = re.compile(r"\{(solution|answer)\}")
+_PLACEHOLDER = re.compile(r"\{(solution|answer|REPLACE)\}")
+BLOCKS = ("first", "last")
+CLOSES = ("strict", "lenient")
+# The reference implementation's parse rule (after the last </think>): first ```text block, else the first
+# plain ``` block, else a "Reconstructed Question" line; an unclosed final fence runs to the end.
+REFERENCE_FENCE = ("```text", "```")
+REFERENCE_FALLBACKS = (("```", "```"), ("**Reconstructed Question:**", "\n\n"),
+                       ("**Reconstructed Question (in natural English):**", "\n\n"))
 
 # Parse rejection reasons (also used as metric names: svs/reject/<reason>).
 NOT_TEXT = "not_text"
@@ -43,24 +62,37 @@ class SynthesisTemplate:
     fence_close: str
     system: str | None = None
     few_shot: tuple[dict[str, str], ...] = field(default_factory=tuple)  # each {solution, answer, problem}
-    close_required: bool = True
+    close_required: bool = True            # False: an unclosed fence runs to the end of the output
     name: str = "custom"
+    block: str = "last"                    # which fenced block counts when there are several
+    fallbacks: tuple[tuple[str, str], ...] = ()   # further (open, close) markers, tried in order
 
     def __post_init__(self) -> None:
-        if "{solution}" not in self.user:
-            raise ValueError(f"synthesis template {self.name!r}: 'user' must contain the placeholder {{solution}}")
+        if "{solution}" not in self.user and "{REPLACE}" not in self.user:
+            raise ValueError(f"synthesis template {self.name!r}: 'user' must contain the placeholder {{solution}} "
+                             "(or the reference's {REPLACE})")
         if not self.fence_open:
             raise ValueError(f"synthesis template {self.name!r}: 'fence_open' must not be empty")
         if self.close_required and not self.fence_close:
-            raise ValueError(f"synthesis template {self.name!r}: 'fence_close' is empty but close_required is true")
+            raise ValueError(f"synthesis template {self.name!r}: 'fence_close' is empty but close is strict")
+        if self.block not in BLOCKS:
+            raise ValueError(f"synthesis template {self.name!r}: 'block' must be one of {list(BLOCKS)}, got {self.block!r}")
+        for pair in self.fallbacks:
+            if len(pair) != 2 or not all(isinstance(x, str) and x for x in pair):
+                raise ValueError(f"synthesis template {self.name!r}: each fallback must be [open, close] strings, "
+                                 f"got {pair!r}")
         for i, shot in enumerate(self.few_shot):
             missing = {"solution", "problem"} - set(shot)
             if missing:
                 raise ValueError(f"synthesis template {self.name!r}: few_shot[{i}] lacks {sorted(missing)}")
 
+    @property
+    def close(self) -> str:
+        return "strict" if self.close_required else "lenient"
+
     # -- building the prompt -------------------------------------------------------------------------
     def render_user(self, solution: str, answer: str) -> str:
-        values = {"solution": solution, "answer": answer}
+        values = {"solution": solution, "REPLACE": solution, "answer": answer}
         # one pass: text inserted for {solution} is never scanned for placeholders again
         return _PLACEHOLDER.sub(lambda m: values[m.group(1)], self.user)
 
@@ -84,33 +116,58 @@ class SynthesisTemplate:
     # -- loading -----------------------------------------------------------------------------------------
     @classmethod
     def from_dict(cls, data: dict[str, Any], name: str = "custom") -> "SynthesisTemplate":
-        known = {"user", "fence_open", "fence_close", "system", "few_shot", "close_required", "name"}
+        known = {"user", "fence_open", "fence_close", "system", "few_shot", "close_required", "close", "block",
+                 "fallbacks", "name"}
         unknown = set(data) - known
         if unknown:
             raise ValueError(f"synthesis template {name!r}: unknown keys {sorted(unknown)} (known: {sorted(known)})")
         for key in ("user", "fence_open"):
             if not isinstance(data.get(key), str):
                 raise ValueError(f"synthesis template {name!r}: key {key!r} must be a string")
+        close_required = data.get("close_required", True)
+        if "close" in data:
+            if data["close"] not in CLOSES:
+                raise ValueError(f"synthesis template {name!r}: 'close' must be one of {list(CLOSES)}, "
+                                 f"got {data['close']!r}")
+            if "close_required" in data and close_required != (data["close"] == "strict"):
+                raise ValueError(f"synthesis template {name!r}: 'close' and 'close_required' disagree")
+            close_required = data["close"] == "strict"
+        if not isinstance(close_required, bool):
+            raise ValueError(f"synthesis template {name!r}: 'close_required' must be true or false, "
+                             f"got {close_required!r}")
         return cls(
             user=data["user"],
             fence_open=data["fence_open"],
             fence_close=data.get("fence_close") or "",
             system=data.get("system"),
             few_shot=tuple(dict(s) for s in data.get("few_shot") or ()),
-            close_required=bool(data.get("close_required", True)),
+            close_required=close_required,
             name=str(data.get("name", name)),
+            block=data.get("block", "last"),
+            fallbacks=tuple(tuple(p) for p in data.get("fallbacks") or ()),
         )
 
     @classmethod
+    def from_text(cls, text: str, name: str = "custom") -> "SynthesisTemplate":
+        """A prompt file in the reference's format: the whole text is the user message (``{REPLACE}`` or
+        ``{solution}`` marks the response), parsed by the reference's rule."""
+        return cls(user=text, fence_open=REFERENCE_FENCE[0], fence_close=REFERENCE_FENCE[1], close_required=False,
+                   name=name, block="first", fallbacks=REFERENCE_FALLBACKS)
+
+    @classmethod
     def load(cls, path_or_name: str | Path) -> "SynthesisTemplate":
-        """Load a template from a YAML/JSON file, or a built-in one by name (``paper``, ``oneline``)."""
+        """Load a built-in template by name (``paper``, ``oneline``, ``problem_fence``), a YAML/JSON file, or
+        any other file as a plain-text prompt in the reference's format."""
         text, label = _read_template(str(path_or_name))
-        if label.endswith(".json"):
+        suffix = Path(label).suffix.lower()
+        if suffix == ".json":
             data = json.loads(text)
-        else:
+        elif suffix in (".yaml", ".yml"):
             import yaml  # PyYAML ships with hydra/omegaconf
 
             data = yaml.safe_load(text)
+        else:
+            return cls.from_text(text, name=Path(label).stem)
         if not isinstance(data, dict):
             raise ValueError(f"synthesis template {label}: expected a mapping at top level")
         return cls.from_dict(data, name=data.get("name", Path(label).stem))
@@ -153,7 +210,9 @@ def parse_synthesis(text: object, template: SynthesisTemplate) -> ParseResult:
 
     Pure function of its arguments: it keeps no state between calls, so a failed parse can never fall
     back on an earlier output (the reference implementation's stale-variable defect). The problem it
-    returns is always a substring of ``text``.
+    returns is always a substring of ``text``. Only the text after the last ``</think>`` is read; the
+    template's ``fence_open`` is looked for first, then each of its ``fallbacks``; ``block`` picks the
+    first or last occurrence; with ``close_required`` false an unclosed fence runs to the end.
     """
     if not isinstance(text, str):
         return ParseResult(None, NOT_TEXT)
@@ -161,16 +220,20 @@ def parse_synthesis(text: object, template: SynthesisTemplate) -> ParseResult:
         text = final_part(text)
     elif THINK_OPEN in text:
         return ParseResult(None, UNFINISHED_REASONING)
-    start = text.rfind(template.fence_open)
-    if start < 0:
-        return ParseResult(None, NO_FENCE)
-    body_start = start + len(template.fence_open)
-    end = text.find(template.fence_close, body_start) if template.fence_close else -1
-    if end < 0:
-        if template.close_required:
-            return ParseResult(None, UNCLOSED_FENCE)
-        end = len(text)
-    problem = text[body_start:end].strip()
-    if not problem:
-        return ParseResult(None, EMPTY)
-    return ParseResult(problem, "ok")
+    for opener, closer in ((template.fence_open, template.fence_close), *template.fallbacks):
+        start = text.find(opener) if template.block == "first" else text.rfind(opener)
+        if start < 0:
+            continue
+        body_start = start + len(opener)
+        while body_start < len(text) and text[body_start] in " \t\r\n":
+            body_start += 1
+        end = text.find(closer, body_start) if closer else -1
+        if end < 0:
+            if template.close_required:
+                return ParseResult(None, UNCLOSED_FENCE)
+            end = len(text)
+        problem = text[body_start:end].strip()
+        if not problem:
+            return ParseResult(None, EMPTY)
+        return ParseResult(problem, "ok")
+    return ParseResult(None, NO_FENCE)

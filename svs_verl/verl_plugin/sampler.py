@@ -35,8 +35,8 @@ from transfer_queue import KVBatchMeta
 from verl.trainer.ppo.v1.replay_buffer import ReplayBuffer
 from verl.utils.tensordict_utils import list_of_dict_to_tensordict
 
-from ..core import SvsRound, SvsSettings, SynthesisTemplate
-from ..core.config import SAMPLER_KEYS
+from ..core import SvsRound, SynthesisTemplate
+from ..core.config import SAMPLER_KEYS, validate_svs_section
 from ..core.round import SolveTask, SynthesisTask
 
 logger = logging.getLogger(__name__)
@@ -80,20 +80,19 @@ class SvsReplayBuffer(ReplayBuffer):
 
     def __init__(self, trainer_mode, trainer_config, max_off_policy_threshold, max_off_policy_strategy,
                  sampler_kwargs, refill_fn=None, *, svs: dict | None = None, **replay_buffer_kwargs):
-        svs = dict(svs or {})
-        plugin = {k: svs.pop(k, default) for k, default in self.PLUGIN_KEYS.items()}
+        self.settings, plugin = validate_svs_section(svs)   # every svs.* value checked, the key named on error
         super().__init__(trainer_mode, trainer_config, max_off_policy_threshold, max_off_policy_strategy,
-                         sampler_kwargs, poll_interval=float(plugin["poll_interval_s"]), refill_fn=refill_fn,
+                         sampler_kwargs, poll_interval=plugin["poll_interval_s"], refill_fn=refill_fn,
                          **replay_buffer_kwargs)
-        self.settings = SvsSettings.from_mapping(svs)
         self.template = SynthesisTemplate.load(self.settings.template)
         self.dump_dir = Path(plugin["dump_dir"]) if plugin["dump_dir"] else None
-        self.tail_timeout_s = float(plugin["tail_timeout_s"])
+        self.tail_timeout_s = plugin["tail_timeout_s"]
         self.host: SvsHost | None = None
         self.round: SvsRound | None = None
         self.roles: dict[str, str] = {}          # uid -> role, for the last batch handed out
         self._seen: set[str] = set()             # originals already fed to the round this step
         self._task_columns: dict[str, dict] = {}  # task uid -> parent's prompt columns
+        self._parent_columns: dict[str, dict] = {}  # seeded original uid -> its prompt columns
         self._gen_tokens: Counter[str] = Counter()  # generated tokens per role in the current step
         self._counted: set[str] | None = None     # groups already counted (None outside sample())
         self._orphans: set[str] = set()           # abandoned task uids whose late writes get cleared
@@ -123,9 +122,11 @@ class SvsReplayBuffer(ReplayBuffer):
         self.round = SvsRound(self.settings, self.template)
         self._seen.clear()
         self._task_columns.clear()
+        self._parent_columns.clear()
         try:
             batch, metrics = super().sample(global_steps, partition_id, batch_size)
             t_originals = time.monotonic() - t0
+            batch = self._restrict_to_batch(partition_id, batch)
             self._finish_tail(partition_id)
             plan = self.round.plan()
             batch, svs_metrics = self._append_svs_groups(partition_id, batch, plan)
@@ -211,8 +212,8 @@ class SvsReplayBuffer(ReplayBuffer):
 
         index = self._keys_by_uid(pid, {*new_orig, *new_syn, *new_solve})
         keys = {u: _final_outputs(index.get(u, [])) for u in new_orig + new_syn + new_solve}
-        if not any(keys.values()):
-            return
+        # no early return when nothing has trajectories: an empty finished SvS group must fail now, not
+        # wait for the tail timeout
         acc = self._correctness(pid, [u for u in new_orig + new_solve], keys)
         for uid in new_solve:
             if acc[uid]:
@@ -232,6 +233,7 @@ class SvsReplayBuffer(ReplayBuffer):
             cols = columns[uid]
             problem = cols.get("extra_info", {}).get("problem") or _last_user_text(cols.get("raw_prompt"))
             gt = str(cols.get("reward_model", {}).get("ground_truth", ""))
+            self._parent_columns[uid] = cols
             tasks = rnd.add_original(uid, problem, gt, texts[uid], acc[uid])
             for t in tasks:
                 self._task_columns[t.uid] = cols
@@ -246,12 +248,22 @@ class SvsReplayBuffer(ReplayBuffer):
             for t in tasks:
                 self._task_columns[t.uid] = self._task_columns[uid]
             solve_tasks += tasks
+        self._submit_tasks(synth_tasks, solve_tasks)
+
+    def _submit_tasks(self, synth_tasks: Sequence[SynthesisTask], solve_tasks: Sequence[SolveTask]) -> None:
+        """Send synthesis and solve prompts to the running rollout. A prompt over the budget is never
+        truncated: a synthesis prompt fails its family; a solve prompt gives that one synthesis reward 0
+        (its group stays, as in the reference). A submission that raises costs its tasks, not the run."""
+        rnd = self.round
         rows = [self._synthesis_row(t) for t in synth_tasks] + [self._solve_row(t) for t in solve_tasks]
         fits = getattr(self.host, "svs_prompt_fits", None)
         if fits is not None and rows:
             too_long = [r for r in rows if not fits(r["raw_prompt"])]
-            for row in too_long:  # verl would silently left-truncate it: leave the family out instead
-                rnd.fail(row["uid"])
+            for row in too_long:  # verl would silently left-truncate it
+                if row["uid"] in rnd.solves:
+                    rnd.reject_solve(row["uid"], "prompt_too_long")
+                else:
+                    rnd.fail(row["uid"])
             rnd.counts["prompt_too_long"] += len(too_long)
             rows = [r for r in rows if r not in too_long]
         if rows:
@@ -262,6 +274,33 @@ class SvsReplayBuffer(ReplayBuffer):
                 for row in rows:
                     rnd.fail(row["uid"])
                 rnd.counts["submit_failed"] += len(rows)
+                # prompt markers may already be in TQ and some sessions may still start: clear what they write
+                self._orphans.update(row["uid"] for row in rows)
+
+    def _restrict_to_batch(self, pid: str, batch: KVBatchMeta) -> KVBatchMeta:
+        """After verl's selection: only families of originals in the returned batch are trained.
+
+        With verl's DAPO filter off, originals without reward variance are left out too (the reference's
+        filter), unless none would remain. Families of discarded parents are dropped and counted; their
+        seeds free their ``max_seeds_per_step`` slots for waiting seeds of kept parents."""
+        rnd = self.round
+        parents = {key.split("_")[0] for key in batch.keys}
+        if self.filter_groups_metric is None:
+            flat = {u for u in parents if u in rnd.originals and not rnd.keeps_original(u)}
+            if flat and parents - flat:
+                drop_keys = [k for k in batch.keys if k.split("_")[0] in flat]
+                tq.kv_clear(partition_id=pid, keys=drop_keys)
+                pairs = [(k, t) for k, t in zip(batch.keys, batch.tags) if k.split("_")[0] not in flat]
+                batch = KVBatchMeta(partition_id=pid, keys=[k for k, _ in pairs], tags=[t for _, t in pairs])
+                parents -= flat
+                rnd.counts["dropped/oqa_no_variance"] += len(flat)
+        abandoned, admitted = rnd.restrict_to_parents(parents)
+        self._orphans.update(abandoned)
+        for t in admitted:
+            self._task_columns[t.uid] = self._parent_columns[t.parent_uid]
+        if admitted:
+            self._submit_tasks(admitted, [])
+        return batch
 
     def _correctness(self, pid: str, uids: Sequence[str], keys: dict[str, list[str]]) -> dict[str, list[bool]]:
         flat = [k for u in uids for k in keys[u]]
@@ -388,6 +427,8 @@ class SvsReplayBuffer(ReplayBuffer):
                 new_tags.append(snapshot[key])
 
         metrics = dict(plan.metrics)
+        # counted from the batch itself (verl's selection decides which originals are in it)
+        metrics["svs/update/oqa_groups"] = float(sum(1 for u, r in self.roles.items() if r == "oqa"))
         for role in ROLES:
             metrics[f"svs/tokens/{role}"] = float(self._gen_tokens[role])
             metrics[f"svs/samples/{role}"] = float(sum(1 for k in new_keys if self.roles[k.split("_")[0]] == role))

@@ -14,9 +14,12 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..argtypes import int_at_least
+from ..argtypes import float_in, int_at_least
 
 _positive_int = int_at_least(1)
+_temperature = float_in(0.0, what="a temperature")
+_share = float_in(0.0, 1.0, low_open=True, what="a share")
+_seconds = float_in(0.0, low_open=True, what="a number of seconds")
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -66,9 +69,9 @@ def add_parsers(subparsers) -> None:
     s.add_argument("--out", required=True, type=Path, help="output directory (samples/, results.json/.csv/.md)")
     s.add_argument("--n", type=_positive_int, default=32, help="samples per problem (default 32)")
     s.add_argument("--k", default="1,8,32", help="comma-separated k for pass@k, each <= --n (default 1,8,32)")
-    s.add_argument("--temperature", type=float, default=1.0,
+    s.add_argument("--temperature", type=_temperature, default=1.0,
                    help="sampling temperature (default 1.0, the val_kwargs of configs/paper_common.yaml); 0 = greedy")
-    s.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling mass (default 1.0 = off)")
+    s.add_argument("--top-p", type=_share, default=1.0, help="nucleus sampling mass (default 1.0 = off)")
     s.add_argument("--max-tokens", type=_positive_int, default=8192,
                    help="maximum generated tokens per sample (default 8192 = the paper's max_response_length); "
                         "samples that reach it count as truncated")
@@ -76,20 +79,22 @@ def add_parsers(subparsers) -> None:
                    help="base seed; sample j of problem p uses a seed derived from (seed, p, j) (default 0)")
     s.add_argument("--backend", choices=["auto", "vllm", "transformers"], default="auto",
                    help="auto: vLLM with a CUDA GPU and vllm installed, else transformers (CPU works, slowly)")
-    s.add_argument("--extract", default="auto",
+    s.add_argument("--extract", default=None,
                    help="answer extraction: auto, boxed or last_number, or per data source, "
-                        "e.g. 'MATH-500=boxed,AIME-2024-30=last_number,default=auto'")
+                        "e.g. 'MATH-500=boxed,AIME-2024-30=last_number,default=auto' (default: the "
+                        "answer_extraction of the manifest.json next to the data, as `data quickstart` writes it; "
+                        "else auto). A mode that differs from the manifest's is warned about")
     s.add_argument("--limit", type=_positive_int, default=None,
                    help="only the first N rows of each file (smoke runs); resuming with a larger N adds problems")
     s.add_argument("--overwrite", action="store_true",
                    help="discard the samples and results already in --out (needed when the generation config changed)")
-    s.add_argument("--verify-timeout", type=float, default=5.0, help="seconds per symbolic answer check (default 5)")
+    s.add_argument("--verify-timeout", type=_seconds, default=5.0, help="seconds per symbolic answer check (default 5)")
     s.add_argument("--chunk", type=_positive_int, default=None,
                    help="samples per generation call, saved to disk after each (default: 8192 vLLM, 4 x batch size transformers)")
     s.add_argument("--batch-size", type=_positive_int, default=32, help="transformers backend: rows per generate call")
     s.add_argument("--device", default=None, help="transformers backend: torch device (default cuda if available, else cpu)")
     s.add_argument("--tensor-parallel-size", type=_positive_int, default=1, help="vLLM backend: GPUs per model")
-    s.add_argument("--gpu-memory-utilization", type=float, default=0.6,
+    s.add_argument("--gpu-memory-utilization", type=_share, default=0.6,
                    help="vLLM backend: share of GPU memory for vLLM (default 0.6; the rest holds the "
                         "transformers copy that computes exact entropy)")
     s.add_argument("--max-model-len", type=_positive_int, default=None, help="vLLM backend: context length limit")
@@ -105,13 +110,14 @@ def add_parsers(subparsers) -> None:
     s.add_argument("--runs", required=True, nargs="+", type=Path, help="eval output directories (svs-verl eval --out)")
     s.add_argument("--labels", nargs="+", default=None, help="legend labels, one per run (default: directory names)")
     s.add_argument("--out", required=True, type=Path,
-                   help="FILE.png: one figure, a panel per benchmark; a directory: one PNG per benchmark")
+                   help="FILE.png / .pdf / .svg ...: one figure in that format, a panel per benchmark; a directory (or a "
+                        "path without a suffix): one PNG per benchmark")
     s.set_defaults(func=cmd_plot_passk)
     s = psub.add_parser("training", help="accuracy and entropy per SvS role (and validation) over training steps",
                         description="Training curves from verl's file logger JSONL or a saved console log.")
     s.add_argument("--metrics", required=True, type=Path,
                    help="verl file-logger JSONL (trainer.logger=[console,file]; VERL_FILE_LOGGER_PATH) or a console log")
-    s.add_argument("--out", required=True, type=Path, help="PNG file to write")
+    s.add_argument("--out", required=True, type=Path, help="image file to write; its suffix names the format (.png, .pdf, .svg, ...)")
     s.set_defaults(func=cmd_plot_training)
 
 

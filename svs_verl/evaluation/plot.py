@@ -6,8 +6,9 @@
 
 **pass@k** curves read each run's ``results.json`` (benchmarks, ``n``, the problems evaluated) and its
 per-sample JSONL, and compute the unbiased pass@k at every power of two up to ``n`` (and at ``n``), not
-only the k the run was asked for. x is k on a log2 axis. ``--out FILE.png`` draws one figure with a panel
-per benchmark; ``--out DIR`` (an existing directory, or a path without a suffix) one PNG per benchmark.
+only the k the run was asked for. x is k on a log2 axis. ``--out FILE.png`` (or .pdf, .svg, ...: the suffix names the
+format) draws one figure with a panel per benchmark; ``--out DIR`` (an existing directory, or a path without a
+suffix) one PNG per benchmark. Every figure is titled with the runs' model, n and temperature.
 
 **Training** curves come from verl's metrics. verl 0.9.1 writes them to a file with
 ``trainer.logger=[console,file]``: its ``FileLogger`` (verl/utils/tracking.py) appends one JSON object per
@@ -106,6 +107,36 @@ def passk_curves(run: Path) -> tuple[dict[str, dict[int, float]], dict[str, int]
     return curves, sizes
 
 
+# what matplotlib's Agg canvas writes, by suffix
+IMAGE_FORMATS = (".png", ".pdf", ".svg", ".svgz", ".jpg", ".jpeg", ".eps", ".ps", ".tif", ".tiff", ".webp", ".pgf")
+
+
+def _image_file(out: Path, flag: str = "--out") -> Path:
+    """``out`` as an image file whose suffix names a format matplotlib writes (else a one-line error)."""
+    out = Path(out)
+    if out.is_dir():
+        raise SystemExit(f"{flag} {out}: is a directory; give a file such as {out / 'plot.png'}")
+    if out.suffix.lower() not in IMAGE_FORMATS:
+        raise SystemExit(f"{flag} {out}: unknown image format {out.suffix or '(no suffix)'!r}; use one of "
+                         f"{', '.join(IMAGE_FORMATS)}")
+    return out
+
+
+def run_title(runs: list[Path], names: list[str]) -> str:
+    """An overall title from the runs' results.json: model, n and temperature (one line per differing run)."""
+    described = []
+    for run, name in zip(runs, names):
+        try:
+            cfg = json.loads((Path(run) / "results.json").read_text(encoding="utf-8"))["config"]
+            model = Path(str(cfg.get("model", "?"))).name or str(cfg.get("model"))
+            described.append((name, f"{model}, n = {cfg.get('n')}, temperature {cfg.get('temperature')}"))
+        except (OSError, ValueError, KeyError, TypeError):
+            described.append((name, "?"))
+    if len({d for _, d in described}) == 1:
+        return f"pass@k: {described[0][1]}"
+    return "pass@k: " + "; ".join(f"{name}: {d}" for name, d in described)
+
+
 def _labels(runs: list[Path], labels: list[str] | None) -> list[str]:
     if labels:
         if len(labels) != len(runs):
@@ -149,7 +180,12 @@ def plot_passk(runs: list[Path], out: Path, labels: list[str] | None = None) -> 
     if not benches:
         raise SystemExit(f"no benchmark with evaluated problems in {[str(r) for r in runs]}")
     out = Path(out)
-    one_file = out.suffix.lower() == ".png" and not out.is_dir()
+    one_file = bool(out.suffix) and not out.is_dir()
+    if one_file:
+        _image_file(out)
+    elif out.exists() and not out.is_dir():
+        raise SystemExit(f"--out {out}: exists and is not a directory")
+    title = run_title(list(runs), names)
     written: list[Path] = []
     if one_file:
         cols = min(3, len(benches))
@@ -160,6 +196,7 @@ def plot_passk(runs: list[Path], out: Path, labels: list[str] | None = None) -> 
             _draw_passk(ax, b, [(nm, c[b]) for nm, (c, _) in zip(names, per_run) if b in c], sizes[b])
         for ax in axes[len(benches):]:
             ax.set_visible(False)
+        fig.suptitle(title, fontsize=10)
         out.parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(out, dpi=120)
         written.append(out)
@@ -168,6 +205,7 @@ def plot_passk(runs: list[Path], out: Path, labels: list[str] | None = None) -> 
         for b in benches:
             fig = _figure(figsize=(5.5, 4.2), layout="constrained")
             _draw_passk(fig.subplots(), b, [(nm, c[b]) for nm, (c, _) in zip(names, per_run) if b in c], sizes[b])
+            fig.suptitle(title, fontsize=9)
             path = out / f"passk_{re.sub(r'[^A-Za-z0-9._-]+', '_', b)}.png"
             fig.savefig(path, dpi=120)
             written.append(path)
@@ -251,6 +289,7 @@ def _series(steps: dict[int, dict[str, float]], key: str) -> tuple[list[int], li
 
 def plot_training(metrics: Path, out: Path) -> Path:
     """Accuracy, entropy and validation panels over training steps; returns ``out``."""
+    out = _image_file(Path(out))
     steps = read_metrics(metrics)
     keys = {k for vals in steps.values() for k in vals}
     val_keys = sorted(k for k in keys if VAL_KEY.match(k))
@@ -279,7 +318,7 @@ def plot_training(metrics: Path, out: Path) -> Path:
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=7)
     fig.suptitle(Path(metrics).name, fontsize=9)
-    out = Path(out)
+    out = _image_file(Path(out))
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=120)
     return out

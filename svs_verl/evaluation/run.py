@@ -70,7 +70,8 @@ class EvalConfig:
     max_tokens: int = 8192
     seed: int = 0
     backend: str = "auto"
-    extract: str | dict[str, str] = "auto"   # one mode, or {data_source: mode, "default": mode}
+    extract: str | dict[str, str] | None = None  # one mode, {data_source: mode, "default": mode}, or None:
+    #                                          the data's manifest.json (answer_extraction), else "auto"
     limit: int | None = None                  # first N rows of each file
     overwrite: bool = False
     verify_timeout_s: float = 5.0
@@ -96,8 +97,10 @@ def parse_ks(text: str) -> list[int]:
     return ks
 
 
-def parse_extract(text: str) -> str | dict[str, str]:
-    """``boxed`` or ``MATH-500=boxed,AIME-2024-30=last_number,default=auto`` (per data source)."""
+def parse_extract(text: str | None) -> str | dict[str, str] | None:
+    """``boxed`` or ``MATH-500=boxed,AIME-2024-30=last_number,default=auto`` (per data source); None: not given."""
+    if text is None:
+        return None
     text = text.strip()
     if "=" not in text:
         if text not in EXTRACT_MODES:
@@ -114,7 +117,9 @@ def parse_extract(text: str) -> str | dict[str, str]:
     return mapping
 
 
-def extract_mode(extract: str | dict[str, str], data_source: str, benchmark: str) -> str:
+def extract_mode(extract: str | dict[str, str] | None, data_source: str, benchmark: str) -> str:
+    if extract is None:
+        return "auto"
     if isinstance(extract, str):
         return extract
     return extract.get(benchmark, extract.get(data_source, extract.get("default", "auto")))
@@ -241,6 +246,83 @@ def load_benchmarks(files: Iterable[Path], limit: int | None = None) -> list[Ben
             bench.problems.append(Problem(pid, source, row, messages, answer, text))
         out.extend(benches.values())
     return out
+
+
+MANIFEST = "manifest.json"
+
+
+def manifest_extraction(data_file: Path) -> tuple[dict[str, str], Path] | None:
+    """The ``answer_extraction`` that the data was built to be rewarded with, from the ``manifest.json`` next to
+    the file (``svs-verl data quickstart`` writes one): ({data_source or "default": mode}, manifest path)."""
+    path = Path(data_file).parent / MANIFEST
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    ex = data.get("answer_extraction") if isinstance(data, dict) else None
+    if isinstance(ex, str):
+        ex = {"default": ex}
+    if not isinstance(ex, dict) or not all(isinstance(v, str) and v in EXTRACT_MODES for v in ex.values()):
+        return None
+    return {str(k): v for k, v in ex.items()}, path
+
+
+def resolve_extraction(extract: str | dict[str, str] | None, benchmarks: list["Benchmark"],
+                       say=lambda msg: None) -> str | dict[str, str]:
+    """The extraction per benchmark: the one given, else the data's manifest (else ``auto``). When a given
+    mode differs from the manifest's, say so (the figures would not match the reward the data was built for)."""
+    from_manifest: dict[str, tuple[str, Path]] = {}
+    for b in benchmarks:
+        found = manifest_extraction(b.file)
+        if found:
+            mapping, path = found
+            from_manifest[b.name] = (mapping.get(b.data_source, mapping.get("default", "auto")), path)
+    if extract is None:
+        if not from_manifest:
+            return "auto"
+        resolved = {b.name: from_manifest.get(b.name, ("auto", None))[0] for b in benchmarks}
+        paths = sorted({str(p) for _, p in from_manifest.values()})
+        say(f"answer extraction from {', '.join(paths)}: "
+            + ", ".join(f"{k}={v}" for k, v in resolved.items()) + " (--extract overrides)")
+        return resolved
+    for b in benchmarks:
+        if b.name in from_manifest:
+            want, path = from_manifest[b.name]
+            used = extract_mode(extract, b.data_source, b.name)
+            if used != want:
+                say(f"warning: {b.name} is verified with --extract {used}, but {path} says its data is rewarded "
+                    f"with {want}; pass@k will not match training's reward (drop --extract to follow the manifest)")
+    return extract
+
+
+def check_model(model: str) -> None:
+    """A model that cannot exist, refused before anything loads: a missing local path (a hub id is owner/name),
+    a file, a directory without config.json or weights; a hub id outside the cache when HF_HUB_OFFLINE is set."""
+    path = Path(model).expanduser()
+    if path.exists():
+        if not path.is_dir():
+            raise SystemExit(f"--model {model}: is a file, not a model directory")
+        if not (path / "config.json").is_file():
+            raise SystemExit(f"--model {model}: a directory without a model (no config.json)")
+        if not any(next(path.glob(g), None) is not None for g in ("*.safetensors", "*.bin", "*.safetensors.index.json", "*.bin.index.json",
+                                          "*.pt", "*.gguf")):
+            raise SystemExit(f"--model {model}: a directory without weights (no *.safetensors or *.bin)")
+        return
+    text = str(model)
+    if text.startswith((".", "/", "~")) or "\\" in text or text.count("/") > 1 or text.endswith("/") or not text:
+        raise SystemExit(f"--model {model}: no such directory")
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
+        try:
+            from huggingface_hub import try_to_load_from_cache
+
+            cached = try_to_load_from_cache(text, "config.json")
+        except Exception:
+            cached = None
+        if not isinstance(cached, str):
+            raise SystemExit(f"--model {model}: no such directory, and not in the Hugging Face cache "
+                             f"(HF_HUB_OFFLINE is set)")
 
 
 def _safe_name(name: str) -> str:
@@ -433,7 +515,10 @@ def _check_fingerprint(cfg: EvalConfig) -> None:
         except (ValueError, KeyError, TypeError):
             raise SystemExit(f"{cfg_path}: unreadable; use a new --out, or --overwrite to discard {out}'s samples") from None
         diff = [f"{k}: {old.get(k)!r} on disk, {fp[k]!r} now" for k in FINGERPRINT_KEYS if old.get(k) != fp[k]]
-        if diff:
+        has_samples = samples_dir.is_dir() and any(p.stat().st_size > 0 for p in samples_dir.glob("*.jsonl"))
+        if diff and not has_samples:   # an earlier start that failed before its first sample: nothing to mix
+            cfg_path.unlink()
+        elif diff:
             raise SystemExit(f"{out} holds samples of a different generation config ({'; '.join(diff)}). "
                              f"Mixing them would be wrong: use a new --out, or --overwrite to discard them.")
     elif samples_dir.is_dir() and any(samples_dir.glob("*.jsonl")):
@@ -492,16 +577,41 @@ def run_eval(cfg: EvalConfig, *, generator=None, log: TextIO | None | str = "std
                          f"{too_big[0]} samples per problem (raise --n or drop k={too_big})")
     if cfg.limit is not None and cfg.limit < 1:
         raise SystemExit(f"--limit must be a positive integer, got {cfg.limit}")
-    if isinstance(cfg.extract, dict):
+    for flag, value, low, high, open_low in (("--temperature", cfg.temperature, 0.0, math.inf, False),
+                                             ("--top-p", cfg.top_p, 0.0, 1.0, True),
+                                             ("--verify-timeout", cfg.verify_timeout_s, 0.0, math.inf, True)):
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and \
+            (value > low if open_low else value >= low) and value <= high
+        if not ok:
+            raise SystemExit(f"{flag} must be a number {'>' if open_low else '>='} {low:g}"
+                             + (f" and <= {high:g}" if high != math.inf else "") + f", got {value!r}")
+    if isinstance(cfg.max_tokens, bool) or not isinstance(cfg.max_tokens, int) or cfg.max_tokens < 1:
+        raise SystemExit(f"--max-tokens must be a positive integer, got {cfg.max_tokens!r}")
+    out = Path(cfg.out)
+    if out.exists() and not out.is_dir():
+        raise SystemExit(f"--out {out}: exists and is not a directory")
+    if cfg.extract is None:
+        pass
+    elif isinstance(cfg.extract, dict):
         bad = sorted(set(cfg.extract.values()) - set(EXTRACT_MODES))
         if bad:
             raise SystemExit(f"--extract: unknown mode(s) {bad}")
     elif cfg.extract not in EXTRACT_MODES:
         raise SystemExit(f"--extract: unknown mode {cfg.extract!r} (auto, boxed, last_number)")
 
+    if generator is None:
+        check_model(cfg.model)
     benchmarks = load_benchmarks(cfg.data, cfg.limit)
+    for f in cfg.data:
+        mine = [b for b in benchmarks if b.file == Path(f)]
+        if not any(b.problems for b in mine):
+            bad = [r for b in mine for r in b.bad_rows]
+            why = (f"all {len(bad)} row(s) are bad, e.g. row {bad[0]['row']}: {bad[0]['reason']}" if bad
+                   else "it has no rows")
+            raise SystemExit(f"--data {f}: no problem to evaluate ({why}"
+                             + (f" within --limit {cfg.limit}" if cfg.limit is not None and bad else "") + ")")
+    extract = resolve_extraction(cfg.extract, benchmarks, say)
     _check_fingerprint(cfg)
-    out = Path(cfg.out)
     files: dict[str, str] = {}
     for b in benchmarks:
         name = _safe_name(b.name)
@@ -517,7 +627,7 @@ def run_eval(cfg: EvalConfig, *, generator=None, log: TextIO | None | str = "std
     all_results = []
     for b in benchmarks:
         path = out / files[b.name]
-        mode = extract_mode(cfg.extract, b.data_source, b.name)
+        mode = extract_mode(extract, b.data_source, b.name)
         stored = load_samples(path, log)
         answers = {p.problem_id: p.answer for p in b.problems}
         wanted = {(p.problem_id, j) for p in b.problems for j in range(n)}
@@ -537,7 +647,13 @@ def run_eval(cfg: EvalConfig, *, generator=None, log: TextIO | None | str = "std
         if missing:
             if generator is None:
                 say(f"loading {cfg.model} (backend {cfg.backend})")
-                generator = load_generator(cfg.model, cfg.backend, **cfg.generator_kwargs)
+                try:
+                    generator = load_generator(cfg.model, cfg.backend, **cfg.generator_kwargs)
+                except (ImportError, MemoryError):
+                    raise
+                except Exception as exc:  # transformers / safetensors / vLLM: a model that does not load
+                    msg = " ".join(str(exc).split())[:400]
+                    raise SystemExit(f"--model {cfg.model}: cannot load it ({type(exc).__name__}: {msg})") from None
             if "sample_seeds" not in inspect.signature(generator.generate).parameters:
                 raise TypeError(f"generator {generator!r} does not take sample_seeds: cannot resume reproducibly")
             backend_used = generator.name
@@ -569,7 +685,7 @@ def run_eval(cfg: EvalConfig, *, generator=None, log: TextIO | None | str = "std
         all_results.append({"benchmark": b.name, "data_source": b.data_source, "file": str(b.file),
                             "samples_file": files[b.name], **metrics, "n_bad_rows": len(b.bad_rows)})
 
-    config = {**cfg.fingerprint(), "n": n, "k": list(cfg.ks), "extract": cfg.extract,
+    config = {**cfg.fingerprint(), "n": n, "k": list(cfg.ks), "extract": extract,
               "data": [str(p) for p in cfg.data], "limit": cfg.limit}
     results = {"config": config, "benchmarks": all_results,
                "bad_rows": [bad for b in benchmarks for bad in b.bad_rows]}

@@ -69,7 +69,9 @@ def check_svs_section(svs: Any) -> None:
         raise ValueError(f"svs: expected a mapping, got {type(mapping).__name__}")
     validator = getattr(core_config, "validate_svs_section", None)
     if validator is not None:
-        result = validator(mapping)
+        result = validator(mapping)   # (SvsSettings, sampler options), raising ValueError naming svs.<key>
+        if isinstance(result, tuple):
+            result = next((r for r in result if isinstance(r, core_config.SvsSettings)), None)
         settings = result if isinstance(result, core_config.SvsSettings) else None
     else:
         settings = None

@@ -10,7 +10,8 @@
 #   PROJECT=svs-verl       trainer.project_name
 #   EXP=$SETTING-$VARIANT  trainer.experiment_name
 #   OUT=$PWD/outputs       run dir $OUT/$PROJECT/$EXP (checkpoints/, validation/); metrics $OUT/$PROJECT/$EXP.jsonl
-#   MINI_BATCH=64          actor.ppo_mini_batch_size in prompts (4 updates per 256-prompt step)
+#   MINI_BATCH=256         actor.ppo_mini_batch_size in prompts, as in the reference's scripts (one update over
+#                          the 256 originals; the VPS/SPA groups on top make verl run extra mini-batches)
 #   SAVE_FREQ=50 TEST_FREQ=50 KEEP_CKPTS=2
 #   PYTHON=python3         interpreter with verl 0.9.1 + svs-verl installed
 #   CONFIG_PATH=$(svs-verl configs)
@@ -38,7 +39,7 @@ OUT="$(absolute "$OUT")"
 TRAIN="$(absolute "$TRAIN")"
 VAL="$(absolute "$VAL")"
 if [ -e "$MODEL" ]; then MODEL="$(absolute "$MODEL")"; fi   # a local directory; otherwise a hub id
-: "${MINI_BATCH:=64}"
+: "${MINI_BATCH:=256}"
 : "${SAVE_FREQ:=50}"
 : "${TEST_FREQ:=50}"
 : "${KEEP_CKPTS:=2}"

@@ -178,6 +178,8 @@ def test_recipe_runs_the_paper_setting(jobs, script, variant):
         (256, 8, 4096, 8192)
     assert (actor["optim"]["lr"], actor["clip_ratio_low"], actor["clip_ratio_high"], rollout["temperature"]) == \
         (1e-6, 0.2, 0.28, 1.0)
+    # the reference's scripts (MasterVito/SvS scripts/run_svs_*.sh): ppo_mini_batch_size=256 (the paper is silent)
+    assert actor["ppo_mini_batch_size"] == 256
     assert (rollout["val_kwargs"]["n"], rollout["val_kwargs"]["temperature"], trainer["total_training_steps"]) == \
         (32, 1.0, want["steps"])
     # model, data, cluster: the script's defaults, relative paths made absolute from where it was started

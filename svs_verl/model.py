@@ -56,6 +56,8 @@ def _need(module: str, what: str) -> None:
 def build_smollm2(out: Path, *, quiet: bool = False) -> Path:
     """Write the bf16 HF directory of SmolLM2-135M-Instruct to ``out`` (no-op when already there)."""
     out = Path(out).expanduser().resolve()
+    if out.exists() and not out.is_dir():
+        raise SystemExit(f"svs-verl model: --out {out}: exists and is not a directory")
     if is_ready(out):
         if not quiet:
             print(f"svs-verl model: {out} is ready (delete it to rebuild)", file=sys.stderr)

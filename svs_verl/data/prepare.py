@@ -104,12 +104,17 @@ def _is_hub_id(src: str) -> bool:
 
 def read_records(src: str, spec: Spec | None = None, hub_splits: tuple[str, ...] | None = None) -> Iterator[Record]:
     """The records of a local file, or of a hub dataset when ``src`` is a hub id and no such file exists."""
-    path = Path(src)
+    path = Path(src).expanduser()
     if not path.exists():
-        if _is_hub_id(src):
+        if _is_hub_id(src) and not _looks_like_path(src):
+            reachable, why = _hub_reachable()
+            if not reachable:
+                raise SystemExit(f"--src {src}: no such file, and the Hugging Face hub cannot be asked for it ({why}); "
+                                 f"download the dataset where there is internet and pass the file with --src")
             yield from _read_hub(src, spec, hub_splits)
             return
-        raise SystemExit(f"--src {src}: no such file (and not a hub id like owner/name)")
+        raise SystemExit(f"--src {src}: no such file" + ("" if _is_hub_id(src) and not _looks_like_path(src) else
+                                                         " (and not a hub id like owner/name)"))
     if path.is_dir():
         raise SystemExit(f"--src {src} is a directory; give one file ({', '.join(SUFFIXES)})")
     suffix = path.suffix.lower()
@@ -122,9 +127,16 @@ def read_records(src: str, spec: Spec | None = None, hub_splits: tuple[str, ...]
             raise SystemExit(f"{src}: cannot read as parquet ({type(exc).__name__}: {exc})") from None
         yield from (Record(i, r) for i, r in enumerate(rows))
     elif suffix in (".jsonl", ".ndjson"):
-        with open(path, encoding="utf-8") as fh:
+        with open(path, "rb") as fh:   # decoded line by line: a badly encoded line is one rejected row
             row = 0
-            for lineno, line in enumerate(fh, 1):
+            for lineno, raw in enumerate(fh, 1):
+                try:
+                    line = raw.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    yield Record(row, raw.rstrip(b"\n")[:500].decode("utf-8", "replace"), lineno,
+                                 f"not valid UTF-8 (byte 0x{raw[exc.start]:02x} at column {exc.start + 1})")
+                    row += 1
+                    continue
                 if not line.strip():
                     continue
                 try:
@@ -133,8 +145,8 @@ def read_records(src: str, spec: Spec | None = None, hub_splits: tuple[str, ...]
                     yield Record(row, line.rstrip("\n")[:500], lineno, f"not valid JSON ({exc.msg})")
                 row += 1
     elif suffix == ".json":
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+        try:  # undecodable bytes survive as lone surrogates; the rows holding them are rejected below
+            data = json.loads(path.read_bytes().decode("utf-8", "surrogateescape"))
         except json.JSONDecodeError as exc:
             raise SystemExit(f"{src}: not valid JSON (line {exc.lineno}: {exc.msg})") from None
         if isinstance(data, dict):
@@ -145,7 +157,11 @@ def read_records(src: str, spec: Spec | None = None, hub_splits: tuple[str, ...]
             data = data[lists[0]]
         if not isinstance(data, list):
             raise SystemExit(f"{src}: expected a JSON list of rows, got {type(data).__name__}")
-        yield from (Record(i, r) for i, r in enumerate(data))
+        for i, r in enumerate(data):
+            if _has_surrogates(r):
+                yield Record(i, _excerpt_text(r), None, "not valid UTF-8 (an undecodable byte in this row)")
+            else:
+                yield Record(i, r)
     elif suffix == ".csv":
         import pandas as pd
 
@@ -156,6 +172,48 @@ def read_records(src: str, spec: Spec | None = None, hub_splits: tuple[str, ...]
         yield from (Record(i, r) for i, r in enumerate(frame.to_dict("records")))
     else:
         raise SystemExit(f"--src {src}: unknown file type {suffix or '(none)'}; use {', '.join(SUFFIXES)}")
+
+
+def _has_surrogates(value: Any) -> bool:
+    if isinstance(value, str):
+        return any("\udc80" <= c <= "\udcff" for c in value)
+    if isinstance(value, dict):
+        return any(_has_surrogates(k) or _has_surrogates(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_surrogates(v) for v in value)
+    return False
+
+
+def _excerpt_text(value: Any) -> str:
+    """A printable excerpt of a row holding undecodable bytes (shown as U+FFFD)."""
+    text = json.dumps(value, ensure_ascii=False)
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")[:500]
+
+
+def _looks_like_path(src: str) -> bool:
+    """A --src that can only be meant as a local path (so a missing one never goes to the hub)."""
+    if src.startswith((".", "/", "~")) or "\\" in src or src.count("/") != 1 or src.endswith("/"):
+        return True
+    first = src.split("/", 1)[0]
+    return Path(first).is_dir()     # a file in an existing local directory, e.g. data/nosuch
+
+
+def _hub_reachable(timeout_s: float = 3.0) -> tuple[bool, str]:
+    """Whether the hub answers at all (HF_HUB_OFFLINE, or no route to HF_ENDPOINT), in a few seconds."""
+    import os
+    import socket
+    from urllib.parse import urlparse
+
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on") or \
+            os.environ.get("HF_DATASETS_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
+        return False, "HF_HUB_OFFLINE is set"
+    url = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
+    host, port = url.hostname or "huggingface.co", url.port or (443 if url.scheme != "http" else 80)
+    try:
+        socket.create_connection((host, port), timeout=timeout_s).close()
+    except OSError as exc:
+        return False, f"{host}:{port} is unreachable ({exc.strerror or type(exc).__name__})"
+    return True, ""
 
 
 def _read_hub(hub_id: str, spec: Spec | None, splits: tuple[str, ...] | None) -> Iterator[Record]:
@@ -341,12 +399,21 @@ def eval_keys(files: list[str], extra_instructions: list[str]) -> tuple[dict[str
         if not Path(f).is_file():
             raise SystemExit(f"--dedup-against {f}: no such file")
         n = 0
+        unreadable = []
         for rec in read_records(f):
+            if rec.error:
+                unreadable.append(rec.line if rec.line is not None else rec.row)
+                continue
             text = _any_problem(rec.value, extra_instructions)
             if text:
                 src = rec.value.get("data_source", "") if isinstance(rec.value, dict) else ""
                 keys.setdefault(schema.problem_key(text, extra_instructions), (f, rec.row, str(src or "")))
                 n += 1
+        if unreadable:
+            what = "line(s)" if str(f).lower().endswith((".jsonl", ".ndjson")) else "row(s)"
+            print(f"--dedup-against {f}: skipped {len(unreadable)} unreadable {what} {unreadable[:10]}"
+                  + (" ..." if len(unreadable) > 10 else "") + " (not valid UTF-8 or JSON); their problems are not "
+                  "deduplicated against", file=sys.stderr)
         if n == 0:
             raise SystemExit(f"--dedup-against {f}: found no problems in it")
         per_file[f] = n
@@ -519,6 +586,9 @@ def summary(result: Result, paths: dict[str, Path]) -> str:
 
 def run(args) -> int:
     """Handler of ``svs-verl data prepare`` (see cli.py for the flags)."""
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise SystemExit(f"--out {out}: exists and is not a directory")
     opts = Options(instruction=args.instruction or None, rewrap=args.rewrap, data_source=args.data_source,
                    split=args.split, problem_key=args.problem_key, answer_key=args.answer_key)
     hub_splits = tuple(s.strip() for s in args.hub_split.split(",") if s.strip()) if args.hub_split else None

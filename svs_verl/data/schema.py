@@ -23,7 +23,7 @@ from typing import Any, Iterable, Sequence
 
 # The paper's (DAPO-style) instruction, appended to every problem by `data prepare` unless told otherwise.
 BOXED_INSTRUCTION = "Please reason step by step, and put your final answer within \\boxed{}."
-# The one format the embedded SmolLM2-135M answers at all (see OFFLINE_ASSETS.md: ~0 with \boxed{} or
+# The one format the embedded SmolLM2-135M answers at all (its accuracy is ~0 when asked for \boxed{} or
 # "Answer:"); read with answer_extraction=last_number.
 LAST_NUMBER_INSTRUCTION = "Answer with just the final number."
 # The wrapper of the original DAPO-Math-17k release (problem in the middle); recognised and stripped so

@@ -10,3 +10,12 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))  # tests/svs_test_helpers.py
+
+
+def pytest_terminal_summary(terminalreporter):
+    """The figures of the real training runs (tests/test_e2e_cpu.py): step times by phase, tokens, memory."""
+    e2e = sys.modules.get("e2e_cpu")
+    if e2e is not None and e2e.FIGURES:
+        terminalreporter.write_sep("=", "e2e figures: verl main_ppo on the CPU (tests/test_e2e_cpu.py)")
+        for block in e2e.FIGURES:
+            terminalreporter.write_line(block)

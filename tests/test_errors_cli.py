@@ -179,3 +179,29 @@ def test_boundary_turns_os_and_value_errors_into_the_command_line(monkeypatch, c
     monkeypatch.setattr(cli, "cmd_configs", boom)
     assert cli.main(["configs"]) == 1
     assert one_line_error(capsys, "configs") == "svs-verl configs: /x/y: Permission denied"
+
+
+def test_preview_table_explains_seed_ids_and_what_solved_is_judged_against():
+    from svs_verl.preview import render
+
+    result = {"originals": [], "records": [], "template": "oneline", "update": {"oqa": [], "vps": [], "spa": []},
+              "metrics": {}}
+    table = render(result)
+    assert "seed pK-synJ: made from sample J (0-based) of original problem pK" in table
+    assert "ORIGINAL problem's reference answer" in table
+
+
+def test_preview_output_is_quiet_and_says_what_it_uses(tmp_path, capsys):
+    import pandas as pd
+    from tiny_lm import arithmetic_question, make_tiny_model
+
+    model = make_tiny_model(tmp_path / "tiny")
+    data = tmp_path / "d.parquet"
+    pd.DataFrame([{"data_source": "a", "prompt": [{"role": "user", "content": arithmetic_question(1, 2)}],
+                   "reward_model": {"ground_truth": "3"}}]).to_parquet(data)
+    capsys.readouterr()
+    assert main(["preview", "--model", str(model), "--data", str(data), "--problems", "1", "--n", "2",
+                 "--synthesis-n", "1", "--solve-n", "1", "--max-tokens", "3", "--backend", "transformers"]) == 0
+    err = capsys.readouterr().err
+    assert f"model {model}, 1 problems from {data}" in err
+    assert "Loading weights" not in err and "engine is not available" not in err

@@ -99,3 +99,16 @@ def test_a_file_in_an_existing_directory_is_a_path(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert prepare._looks_like_path("data/nosuch")
     assert not prepare._looks_like_path("HuggingFaceH4/MATH-500")
+
+
+def test_an_unreachable_hub_fails_in_seconds(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for k in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(k, raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")      # the discard port: nothing listens
+    monkeypatch.setattr(prepare, "_read_hub", lambda *a, **k: pytest.fail("asked the hub"))
+    t0 = time.time()
+    with pytest.raises(SystemExit, match=r"--src owner/name: no such file, and the Hugging Face hub cannot be asked "
+                                         r"for it \(127.0.0.1:9 is unreachable"):
+        main(["data", "prepare", "math-500", "--src", "owner/name", "--out", str(tmp_path / "out")])
+    assert time.time() - t0 < 5

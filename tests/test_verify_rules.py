@@ -286,3 +286,20 @@ def test_helpers_follow_the_rules():
 ])
 def test_decimal_prediction_of_an_irrational_reference(cand, gold, expected):
     assert correct(f"\\boxed{{{cand}}}", gold, timeout_s=10.0) is expected
+
+
+@pytest.mark.parametrize("cand,gold,expected", [
+    ("3\\sqrt{2}", "\\sqrt{18}", True),                 # 18 = 9 * 2
+    ("\\sqrt{18}", "2\\sqrt{3}", False),                # sqrt 12 would be; sqrt 18 is not
+    ("\\sqrt{7}\\cdot 4", "4\\sqrt{7}", True),
+    ("\\frac{\\sqrt{3}}{3}", "\\frac{1}{\\sqrt{3}}", True),  # rationalised
+    ("\\frac{2}{\\sqrt{3}}", "\\frac{\\sqrt{3}}{3}", False),
+    ("\\sqrt{49}", "7", True),
+    ("\\sqrt{50}", "7", False),
+    ("-\\sqrt{20}", "-2\\sqrt{5}", True),
+    ("\\sqrt{20}", "-2\\sqrt{5}", False),
+    ("\\sqrt{0}", "0", True),
+])
+def test_exact_surds(cand, gold, expected):
+    assert rules.compare(cand, gold) is expected   # settled by the rules, no symbolic check
+    assert correct(f"\\boxed{{{cand}}}", gold) is expected

@@ -590,6 +590,54 @@ def _complex(s: str) -> tuple[Fraction, Fraction] | None:
     return (re_part, im_part) if pos == len(s) else None
 
 
+_SQ = r"\\sqrt(?:\{(\d{1,7})\}|(\d))"
+_TIMES = r"(?:\\cdot|\\times|\*)?"
+_COEF = r"(\d{1,7})"
+_SURD_FORMS = [  # (pattern, (coef group, radicand groups, denominator group)) on a normalised answer
+    (re.compile(rf"^{_COEF}?{_TIMES}{_SQ}$"), (1, (2, 3), None)),
+    (re.compile(rf"^{_SQ}{_TIMES}{_COEF}$"), (3, (1, 2), None)),
+    (re.compile(rf"^\\frac\{{{_COEF}?{_TIMES}{_SQ}\}}\{{{_COEF}\}}$"), (1, (2, 3), 4)),
+    (re.compile(rf"^\\frac\{{{_SQ}{_TIMES}{_COEF}\}}\{{{_COEF}\}}$"), (3, (1, 2), 4)),
+    (re.compile(rf"^{_COEF}?{_TIMES}{_SQ}/{_COEF}$"), (1, (2, 3), 4)),
+]
+_RATIONALISED = re.compile(rf"^(?:\\frac\{{{_COEF}\}}\{{{_SQ}\}}|{_COEF}/{_SQ})$")
+
+
+def _surd(s: str) -> tuple[Fraction, int] | None:
+    """``c * sqrt(r)`` written as ``a\\sqrt{b}``, ``\\sqrt{b}\\cdot a``, ``\\frac{a\\sqrt{b}}{c}``,
+    ``\\frac{a}{\\sqrt{b}}`` ... (integers), as exact (coefficient, square-free radicand); None otherwise."""
+    sign = 1
+    if s.startswith("-"):
+        sign, s = -1, s[1:]
+    if "\\sqrt" not in s or len(s) > 60:
+        return None
+    coef, rad = None, None
+    for pattern, (c, (r1, r2), d) in _SURD_FORMS:
+        m = pattern.match(s)
+        if m:
+            coef = Fraction(int(m.group(c) or 1), int(m.group(d)) if d else 1) if (not d or int(m.group(d))) else None
+            rad = int(m.group(r1) or m.group(r2))
+            break
+    else:
+        m = _RATIONALISED.match(s)
+        if not m:
+            return None
+        num = int(m.group(1) or m.group(4))
+        rad = int(m.group(2) or m.group(3) or m.group(5) or m.group(6))
+        coef = Fraction(num, rad) if rad else None  # a / sqrt(r) = (a / r) sqrt(r)
+    if coef is None:
+        return None
+    if coef == 0 or rad == 0:
+        return Fraction(0), 1
+    root, k = 1, 2
+    while k * k <= rad:  # pull squares out of the radicand: sqrt(12) = 2 sqrt(3)
+        while rad % (k * k) == 0:
+            rad //= k * k
+            root *= k
+        k += 1
+    return sign * coef * root, rad
+
+
 def compare(candidate: str, gold: str) -> bool | None:
     """True/False when the rules settle it; None when a symbolic check is needed."""
     a, b = normalize(candidate), normalize(gold)
@@ -606,6 +654,11 @@ def compare(candidate: str, gold: str) -> bool | None:
     sa, sb = _structured(a), _structured(b)
     if sa is not None and sb is not None:
         return _same_structure(sa, sb)
+    if "\\sqrt" in a or "\\sqrt" in b:  # exact surds against each other or against an exact rational
+        ra = _surd(a) or ((na, 1) if na is not None and _decimal_places(a) == 0 else None)
+        rb = _surd(b) or ((nb, 1) if nb is not None and _decimal_places(b) == 0 else None)
+        if ra is not None and rb is not None:
+            return ra == rb
     if "i" in b:
         ca, cb = _complex(a), _complex(b)
         if ca is not None and cb is not None:

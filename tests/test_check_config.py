@@ -62,6 +62,9 @@ def test_check_run_config_is_the_trainers_check_and_skips_other_modes():
         check_run_config(cfg)
     cfg.trainer.v1.trainer_mode = "dapo"
     check_run_config(cfg)    # a dapo run has no SvS checks
+    import ray
+
+    assert not ray.is_initialized()   # composed and checked without starting Ray or any worker
 
 
 def test_checks_module_defines_no_heavy_imports_itself():

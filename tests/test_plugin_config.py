@@ -2,6 +2,7 @@
 ablation, and the SvS trainer built from those configs (its constructor runs on a CPU)."""
 
 import json
+import re
 import os
 import subprocess
 import sys
@@ -54,7 +55,8 @@ def test_doctor():
                         timeout=120, env=ENV)
     assert ok.returncode == 0, ok.stdout + ok.stderr
     assert "svs -> svs_verl.verl_plugin.trainer.SvsTrainer" in ok.stdout
-    assert "dapo -> svs_verl.verl_plugin.trainer.DapoTrainer" in ok.stdout and "verl            0.9.1" in ok.stdout
+    assert "dapo -> svs_verl.verl_plugin.trainer.DapoTrainer" in ok.stdout
+    assert re.search(r"^verl +0\.9\.1$", ok.stdout, re.MULTILINE), ok.stdout     # whatever the column width
     bad = subprocess.run([sys.executable, "-m", "svs_verl.cli", "doctor"], capture_output=True, text=True,
                          timeout=120, env={**ENV, "VERL_USE_EXTERNAL_PLUGINS": "none"})
     assert bad.returncode == 1 and "VERL_USE_EXTERNAL_PLUGINS" in bad.stdout
@@ -135,6 +137,9 @@ ABLATIONS = {
     "svs.max_seeds_per_step=8": lambda s: s.max_seeds_per_step == 8,
     "svs.spa_filter=nonzero_std": lambda s: s.rules().spa_filter == "nonzero_std",
     "svs.template=oneline": lambda s: s.template == "oneline",
+    "svs.template=problem_fence": lambda s: s.template == "problem_fence",
+    "svs.guards.enable=true": lambda s: s.guards.enable,
+    "svs.vps_keep_all_rewarded=true": lambda s: s.rules().vps_keep_all_rewarded,
 }
 
 
@@ -159,6 +164,39 @@ def test_template_file_override(tmp_path):
 def test_bad_config_fails_at_start_naming_the_key(overrides, match):
     with pytest.raises(ValueError, match=match):
         build(overrides)
+
+
+# Issue 12 item 1: each of these built the trainer before (a non-empty string counted as true, a negative
+# timeout or zero poll interval was taken as it is). Hydra gives a real bool only for true/false unquoted.
+BAD_SVS_OVERRIDES = [
+    ("svs.enable=off", "svs.enable", "'off'"),
+    ("svs.enable='false'", "svs.enable", "'false'"),
+    ("svs.enable=flase", "svs.enable", "'flase'"),
+    ("svs.enable=1", "svs.enable", "1"),
+    ("svs.train_on_syntheses=no", "svs.train_on_syntheses", "'no'"),
+    ("svs.train_on_solves='False'", "svs.train_on_solves", "'False'"),
+    ("svs.strip_reasoning=yes", "svs.strip_reasoning", "'yes'"),
+    ("svs.vps_keep_all_rewarded=on", "svs.vps_keep_all_rewarded", "'on'"),
+    ("svs.guards.enable=off", "svs.guards.enable", "'off'"),
+    ("svs.tail_timeout_s=-1", "svs.tail_timeout_s", "-1"),
+    ("svs.poll_interval_s=0", "svs.poll_interval_s", "0"),
+    ("svs.synthesis_n=0", "svs.synthesis_n", "0"),
+    ("svs.max_seeds_per_step=-2", "svs.max_seeds_per_step", "-2"),
+    ("svs.reward_band=[0.1,1.5]", "svs.reward_band", "1.5"),
+    ("svs.dump_dir=5", "svs.dump_dir", "5"),
+]
+
+
+@pytest.mark.parametrize("override,key,shown", BAD_SVS_OVERRIDES, ids=[o for o, _, _ in BAD_SVS_OVERRIDES])
+def test_svs_values_are_type_checked_at_start(override, key, shown):
+    with pytest.raises(ValueError) as err:
+        build([override])
+    assert key in str(err.value) and shown in str(err.value)
+
+
+def test_real_booleans_from_hydra_are_accepted():
+    s = build(["svs.enable=false", "svs.train_on_solves=false", "svs.poll_interval_s=1"]).replay_buffer.settings
+    assert s.enable is False and s.train_on_solves is False
 
 
 def test_dapo_config_builds_verls_own_trainer_and_buffer():

@@ -3,16 +3,18 @@
 verl's sync sampler polls TransferQueue (TQ) while the rollout replicas are awake. This subclass hooks the
 poll (``_sync_metadata_from_transfer_queue``): every original group that has just finished is scored by the
 core ``SvsRound``; if it is underperforming, its synthesis prompts are submitted to the running rollout at
-once; a finished synthesis group is parsed and its accepted problems are submitted as solve groups; a
-finished solve group fixes its synthesis rewards. verl's own loop (DAPO dynamic sampling with refill
-included) still selects the original groups, unchanged, because SvS groups are hidden from it. When it
-returns, ``sample`` waits for the SvS work still in flight, writes the synthesis rewards into the synthesis
-trajectories' ``rm_scores``, and appends the VPS / SPA groups the paper's rules keep.
+once; a finished synthesis group is parsed and its problems are submitted as solve groups; a finished
+solve group fixes its synthesis rewards. verl's own loop (DAPO dynamic sampling with refill included)
+still selects the original groups, unchanged, because SvS groups are hidden from it. When it returns,
+``sample`` keeps only the families of originals that are in verl's batch (the rest are dropped, counted
+and their late writes cleared; with verl's DAPO filter off, originals without reward variance are left out
+as the reference does), waits for the kept SvS work still in flight, writes the synthesis rewards into the
+synthesis trajectories' ``rm_scores``, and appends the VPS / SPA groups the update rules keep.
 
 Batch size: ``data.train_batch_size`` counts original prompts, as in verl's DAPO. The VPS and SPA groups
 come on top; their number is bounded by ``svs.max_seeds_per_step`` (each seed adds at most one synthesis
-group of ``svs.synthesis_n`` and ``svs.synthesis_n`` solve groups of ``svs.solve_n``). Groups are never
-split: verl pads the batch to its divisors.
+group of ``svs.synthesis_n`` and ``svs.synthesis_n`` solve groups of ``svs.solve_n``; only seeds of kept
+parents count). Groups are never split: verl pads the batch to its divisors and runs extra mini-batches.
 
 The sampler needs a *host* (the ``SvsTrainer``) for three things verl keeps in the trainer: submitting
 prompt rows to the rollout, decoding token ids, and the current step. Validation sampling is verl's own.

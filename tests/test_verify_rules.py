@@ -303,3 +303,16 @@ def test_decimal_prediction_of_an_irrational_reference(cand, gold, expected):
 def test_exact_surds(cand, gold, expected):
     assert rules.compare(cand, gold) is expected   # settled by the rules, no symbolic check
     assert correct(f"\\boxed{{{cand}}}", gold) is expected
+
+
+@pytest.mark.parametrize("cand,gold,expected", [
+    ("\\$25", "25", True),                 # an escaped dollar sign is currency, not part of the number
+    ("\\$1,250.75", "1250.75", True),
+    ("\u22123", "-3", True),               # a typographic minus sign
+    ("\u22123", "3", False),
+    ("(B)", "B", True),                    # a choice letter, with or without its parentheses
+    ("\\text{(B)}", "B", True),
+    ("(B)", "D", False),
+])
+def test_currency_minus_sign_and_choice_letters(cand, gold, expected):
+    assert rules.compare(cand, gold) is expected

@@ -312,7 +312,7 @@ def reference(gold: str) -> str:
 
 
 # -- normalisation ----------------------------------------------------------------------------------
-_DROP = [r"\left", r"\right", r"\!", r"\,", r"\;", r"\:", r"\ ", "~", "$", r"\displaystyle"]
+_DROP = ["\\$", r"\left", r"\right", r"\!", r"\,", r"\;", r"\:", r"\ ", "~", "$", r"\displaystyle"]
 _TEXT_WRAP = re.compile(r"\\(?:text|textbf|mathrm|mbox|mathbf|operatorname)\s*\{([^{}]*)\}")
 _DEGREE = re.compile(r"\^\s*\{?\s*\\circ\s*\}?|°")
 # units dropped after a number ("5 cm", "12 apples"); variables and constants ("2 x", "3 pi", "2 i") are not units
@@ -348,7 +348,7 @@ def _mixed(s: str) -> str | None:
 
 def normalize(ans: str) -> str:
     s = ans.strip()
-    s = re.sub(r",\s*\\!\s*", ",", s.replace("{,}", ",")).replace("\\\\", "\x01")  # keep matrix row breaks through the drops
+    s = re.sub(r",\s*\\!\s*", ",", s.replace("{,}", ",").replace("\u2212", "-")).replace("\\\\", "\x01")  # keep matrix row breaks through the drops
     for tok in _DROP:
         s = s.replace(tok, "")
     s = s.replace(r"\dfrac", r"\frac").replace(r"\tfrac", r"\frac")
@@ -638,11 +638,17 @@ def _surd(s: str) -> tuple[Fraction, int] | None:
     return sign * coef * root, rad
 
 
+_CHOICE = re.compile(r"^\(?([A-E])\)?$")
+
+
 def compare(candidate: str, gold: str) -> bool | None:
     """True/False when the rules settle it; None when a symbolic check is needed."""
     a, b = normalize(candidate), normalize(gold)
     if a == b and a:
         return True
+    ca, cb = _CHOICE.match(a), _CHOICE.match(b)
+    if ca and cb:  # a multiple-choice letter, with or without its parentheses: "(C)" = "C"
+        return ca.group(1) == cb.group(1)
     na, nb = as_number(a), as_number(b)
     # a decimal comma ("0,111", "1000,99") is read as such only where the other side is a plain number
     if na is None and nb is not None and _DECIMAL_COMMA.match(a) and not _SPACED_COMMA.search(candidate):

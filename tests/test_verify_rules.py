@@ -316,3 +316,14 @@ def test_exact_surds(cand, gold, expected):
 ])
 def test_currency_minus_sign_and_choice_letters(cand, gold, expected):
     assert rules.compare(cand, gold) is expected
+
+
+@pytest.mark.parametrize("text", [
+    "Final Answer: " + "$1. $ " * 20_000,          # sentence ends all inside math
+    "Final Answer: " + "$x$ is " * 20_000,         # copulas between many math spans
+    "The answer is " + "$a$ = " * 20_000 + "2",
+])
+def test_answer_line_reading_is_not_quadratic(text):
+    t0 = time.monotonic()
+    [v] = verify_batch([text], ["2"], timeout_s=1.0)
+    assert v.reason in REASONS and time.monotonic() - t0 < 2.0

@@ -8,6 +8,7 @@ symbolic check (math-verify, in a worker process) can.
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from collections import Counter
 from fractions import Fraction
 
@@ -73,6 +74,12 @@ _SENTENCE_END = re.compile(r"[.!?](?=\s|$)")
 _COPULA = re.compile(r"\b(?:is|are|equals|was|be)\b|(?<![<>!=])=(?!=)", re.IGNORECASE)
 
 
+def _inside(regions: list[tuple[int, int, str, bool]], pos: int) -> bool:
+    """Whether ``pos`` lies in one of the (sorted, disjoint) regions: a binary search, not a scan."""
+    i = bisect_right(regions, pos, key=lambda r: r[0]) - 1
+    return i >= 0 and regions[i][0] <= pos < regions[i][1]
+
+
 def _stated_value(sentence: str) -> str:
     """The math or number a sentence states: "The largest $n$ is 34." -> "34",
     "$12,000$. I hope it is correct." -> "12,000". Math spans are read whole."""
@@ -80,7 +87,7 @@ def _stated_value(sentence: str) -> str:
     # cut at the first sentence end outside math
     cut = len(sentence)
     for m in _SENTENCE_END.finditer(sentence):
-        if not any(a <= m.start() < b for a, b, _, _ in regions):
+        if not _inside(regions, m.start()):
             cut = m.start()
             break
     s = sentence[:cut]
@@ -90,7 +97,7 @@ def _stated_value(sentence: str) -> str:
     # after the last copula outside math ("... is 34", "... = 5")
     last = None
     for m in _COPULA.finditer(s):
-        if not any(a <= m.start() < b for a, b, _, _ in regions):
+        if not _inside(regions, m.start()):
             last = m
     if last is not None:
         s_tail = s[last.end():]

@@ -128,6 +128,7 @@ class SvsRound:
         if not self.s.enable:
             return []
         seeds = select_seeds(stats, self._band, self.s.max_seeds_per_problem)
+        self.counts["seeds"] += 0   # the metric exists (0) as soon as an original is scored
         if seeds:
             self.counts["underperforming"] += 1
         tasks = []

@@ -205,15 +205,15 @@ def families(batch) -> dict[str, set[str]]:
     return out
 
 
-def test_dapo_refill_trains_only_families_of_the_batch(partition):
-    """verl's DAPO loop evicts two flat groups, refills 2 x 2 prompts and discards the surplus. With the
-    paper default (every correct response seeds), only families of the 3 originals in the batch train."""
+def dapo_refill_step(**svs):
+    """verl's DAPO loop on 4 originals (1/8, 8/8, 0/8, 2/8 correct): it evicts the two flat groups, refills
+    2 x 2 prompts (4/8 correct each: underperforming, 4 seeds each) and discards the surplus."""
     q = [uid() for _ in range(4)]
     policy = ScriptedPolicy({q[0]: [True] + [False] * 7, q[1]: [True] * 8, q[2]: [False] * 8,
                              q[3]: [True, True, False, False, False, False, False, False]})
     sim = RolloutSimulator(policy)
     refills = []
-    extra = {uid(): [True, False] * 4 for _ in range(4)}   # 4/8 each: underperforming, 4 seeds each
+    extra = {uid(): [True, False] * 4 for _ in range(4)}
     policy.correct.update(extra)
     pending = list(extra)
 
@@ -229,10 +229,17 @@ def test_dapo_refill_trains_only_families_of_the_batch(partition):
     sim.run(sim.prompt(q[3], "Tom has 5 apples and gets 7 more. How many apples?", "12", 3))
     buf = SvsReplayBuffer(trainer_mode="sync", trainer_config={}, max_off_policy_threshold=8,
                           max_off_policy_strategy="drop", sampler_kwargs={}, refill_fn=refill,
-                          svs={"synthesis_n": 4, "solve_n": 8, "poll_interval_s": 0.05},
+                          svs={"synthesis_n": 4, "solve_n": 8, "poll_interval_s": 0.05, **svs},
                           filter_groups_metric="acc", train_batch_size=3, gen_batch_size=1, max_inflight_gen_batches=2)
     buf.attach(sim)
     batch, metrics = buf.sample(global_steps=1, partition_id="train", batch_size=3)
+    return batch, metrics, q, extra, refills
+
+
+def test_dapo_refill_trains_only_families_of_the_batch(partition):
+    """With the paper default (every correct response seeds), only families of the 3 originals in the
+    batch train; the surplus refills' families are dropped and counted."""
+    batch, metrics, q, extra, refills = dapo_refill_step()
     fam = families(batch)
     originals = set(fam)
     assert refills == [4] and metrics["training/filter_groups/evicted_samples"] == 2
@@ -248,6 +255,21 @@ def test_dapo_refill_trains_only_families_of_the_batch(partition):
     # the three discarded refills had 4 seeds each: their 12 families were generated and dropped
     assert metrics["svs/dropped/parent_not_in_batch"] == 12 and metrics["svs/seeds"] == 1 + 2 + 16
     assert metrics["svs/update/oqa_groups"] == 3 and metrics["svs/update/vps_groups"] == 7
+    assert set((tq.kv_list("train") or {}).get("train", {})) == set(batch.keys)
+
+
+def test_seed_cap_counts_only_parents_that_enter_the_batch(partition):
+    """max_seeds_per_step=4: q0 (1 seed) and q3 (2 seeds) take 3 slots, the first refill to be scored takes
+    the last one and the other refills wait. Whichever refill verl keeps, it trains exactly one family:
+    either its own admitted seed, or the slot a discarded refill gives back."""
+    batch, metrics, q, extra, _ = dapo_refill_step(max_seeds_per_step=4)
+    fam = families(batch)
+    [kept] = set(fam) - {q[0], q[3]}
+    assert fam == {q[0]: {q[0], f"{q[0]}-syn0", f"{q[0]}-syn0-v0"},
+                   q[3]: {q[3], f"{q[3]}-syn0", f"{q[3]}-syn1", f"{q[3]}-syn0-v0", f"{q[3]}-syn1-v0"},
+                   kept: {kept, f"{kept}-syn0", f"{kept}-syn0-v0"}}
+    assert metrics["svs/seeds_over_cap"] == 3 and metrics["svs/update/vps_groups"] == 4
+    assert metrics.get("svs/dropped/parent_not_in_batch", 0) in (0, 1)
     assert set((tq.kv_list("train") or {}).get("train", {})) == set(batch.keys)
 
 

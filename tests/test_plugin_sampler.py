@@ -490,6 +490,23 @@ def test_submission_that_raises_after_its_markers_leaves_nothing_behind(partitio
     assert set((tq.kv_list("train") or {}).get("train", {})) == set(batch2.keys)
 
 
+def test_a_prompt_file_in_the_reference_format_drives_a_step(partition, tmp_path):
+    """svs.template pointing at a plain-text prompt with the reference's {REPLACE} placeholder (our text,
+    the reference file's shape): the seed response goes where {REPLACE} is, the ```text answers parse."""
+    prompt = tmp_path / "variational_problem_synthesis.txt"
+    prompt.write_text("Here is a correct response:\n\n<response>\n{REPLACE}\n</response>\n\nWrite the problem "
+                      "it most plausibly answers, as\n\n```text\n[problem]\n```")
+    q1 = uid()
+    sim = RolloutSimulator(ScriptedPolicy({q1: [True] + [False] * 7}))
+    sim.run(sim.prompt(q1, "A farmer has 12 cows and buys 30 more. How many cows?", "42", 0))
+    batch, metrics = make_buffer(sim, template=str(prompt)).sample(global_steps=1, partition_id="train", batch_size=1)
+    syn_row = sim.submitted[0][0]
+    assert syn_row["raw_prompt"] == [{"role": "user", "content": prompt.read_text().replace(
+        "{REPLACE}", "So the answer is \\boxed{42}.")}]
+    assert families(batch) == {q1: {q1, f"{q1}-syn0", f"{q1}-syn0-v0"}}
+    assert metrics["svs/accepted"] == 3 and metrics["svs/reject/no_fence"] == 1
+
+
 def test_sampler_state_round_trip(partition):
     q1 = uid()
     sim = RolloutSimulator(ScriptedPolicy({q1: [True, True] + [False] * 6}))

@@ -61,7 +61,7 @@ def tree_pss_bytes(pid: int) -> tuple[int, int]:
 class PeakMemory:
     """Samples the tree's summed PSS every ``interval_s`` until ``stop()``; ``peak_bytes`` / ``peak_procs``."""
 
-    def __init__(self, pid: int, interval_s: float = 2.0):
+    def __init__(self, pid: int, interval_s: float = 5.0):
         self.pid = pid
         self.interval_s = interval_s
         self.peak_bytes: int | None = 0 if os.path.exists("/proc/self/smaps_rollup") else None

@@ -4,7 +4,7 @@
 
 One run = ``python -m verl.trainer.main_ppo --config-path configs --config-name quickstart +backend=cpu
 +size=cpu`` (or ``--config-name dapo +embedded=...``: see ``command``), in its own process group with a hard
-timeout, its summed PSS sampled every 2 s, verl's metrics read from its file logger.
+timeout, its summed PSS sampled every 5 s, verl's metrics read from its file logger.
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ def run(config: str, model: Path, data: Path, out: Path, overrides: list[str] = 
     cmd = command(config, model, data, out, list(overrides))
     t0 = time.time()
     first_step = None
-    with open(out / "train.log", "w", encoding="utf-8") as log, PeakMemory(os.getpid()) as _:
+    with open(out / "train.log", "w", encoding="utf-8") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=out, start_new_session=True)
         with PeakMemory(proc.pid) as memory:
             timed_out = False

@@ -46,7 +46,7 @@ def float_in(low: float, high: float = math.inf, *, low_open: bool = False, what
 
 
 # ------------------------------------------------------------------------------------- synthesis templates
-PLACEHOLDERS = ("solution", "answer")
+PLACEHOLDERS = ("solution", "answer", "REPLACE")   # {REPLACE}: the reference's plain-text prompt files
 # "{name}" not right after a letter, digit, backslash or brace: LaTeX such as \boxed{x} or x^{2} is no placeholder
 _PLACEHOLDER_LIKE = re.compile(r"(?<![\w\\}^_$])\{([A-Za-z_]\w*)\}")
 
@@ -124,7 +124,7 @@ def load_template(spec: str):
     if bad:
         raise ValueError(f"synthesis template {label}: unknown placeholder(s) "
                          f"{', '.join('{' + b + '}' for b in sorted(set(bad)))} in 'user'/'system' (known: "
-                         f"{{solution}}, {{answer}})")
+                         f"{{solution}}, {{answer}}, {{REPLACE}})")
     for i, shot in enumerate(template.few_shot):
         for key in ("solution", "problem"):
             if not isinstance(shot.get(key), str) or not shot[key].strip():

@@ -148,7 +148,6 @@ def test_resume_continues_at_step_3_with_totals_carried_over(svs_run, embedded, 
     m = steps[3]
     assert m["svs/total/seeds"] == saved["totals"].get("seeds", 0) + m.get("svs/seeds", 0)
     assert m["svs/total/accepted"] == saved["totals"].get("accepted", 0) + m.get("svs/accepted", 0)
-    assert "SvS: restored sampler state" in Path(out, "train.log").read_text(encoding="utf-8", errors="replace")
 
 
 @pytest.mark.timeout(1200)

@@ -90,8 +90,9 @@ def check_run_config(config) -> None:
     Raises ``ValueError`` naming the key at fault."""
     if _get(config, "trainer.v1.trainer_mode") != "svs":
         return
+    if config.get("svs", None) is not None:
+        check_svs_section(config.svs)   # first: the wiring check reads svs.enable, which must be a real bool
     check_wiring(config)
-    check_svs_section(config.svs)
 
 
 def _one_line(exc: BaseException) -> str:

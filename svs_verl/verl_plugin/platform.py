@@ -12,7 +12,7 @@ What each choice removes (measured with verl's own ``main_ppo``; see README, "Tr
 * ``communication_backend_name() == "gloo"``: collectives on CPU tensors;
 * ``is_ipc_supported() == False``: verl syncs weights to vLLM through its shared-memory + ZMQ path (no CUDA IPC);
 * ``current_device()`` returns :class:`CpuDeviceIndex`, see there;
-* ``rollout_env_vars()``: vLLM-CPU's KV-cache size and thread binding for the rollout server.
+* ``rollout_env_vars()``: vLLM-CPU's thread binding for the rollout server.
 """
 
 from __future__ import annotations
@@ -210,10 +210,10 @@ class PlatformCPU(PlatformBase):
         return False
 
     def rollout_env_vars(self) -> dict[str, str]:
-        # vLLM-CPU reserves VLLM_CPU_KVCACHE_SPACE GiB of KV cache (its default, 4, is most of a small box);
-        # OpenMP thread pinning fights the trainer's threads on a shared machine.
-        return {"VLLM_CPU_KVCACHE_SPACE": os.environ.get("VLLM_CPU_KVCACHE_SPACE", "1"),
-                "VLLM_CPU_OMP_THREADS_BIND": os.environ.get("VLLM_CPU_OMP_THREADS_BIND", "nobind")}
+        # OpenMP thread pinning fights the trainer's threads on a shared machine. (The KV-cache size comes from
+        # rollout.engine_kwargs.vllm.kv_cache_memory_bytes in configs/backend/cpu.yaml; VLLM_CPU_KVCACHE_SPACE,
+        # when set, overrides it in whole GiB.)
+        return {"VLLM_CPU_OMP_THREADS_BIND": os.environ.get("VLLM_CPU_OMP_THREADS_BIND", "nobind")}
 
     def get_collective_module(self) -> Any:
         return None

@@ -10,7 +10,6 @@ timeout, its summed PSS sampled every 5 s, verl's metrics read from its file log
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import signal
 import subprocess

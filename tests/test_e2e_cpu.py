@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import shutil
 from pathlib import Path
 
 import pytest
@@ -177,7 +175,6 @@ def test_dapo_config_matches_the_twin(embedded, twin_run, tmp_path):
 
 def _job(config: str, overrides: list[str]) -> dict:
     import subprocess
-    import sys
 
     import yaml
 

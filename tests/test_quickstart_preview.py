@@ -8,24 +8,16 @@ core, verifier and config; with a scripted LM for exact expectations and with a 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
-import yaml
-from svs_test_helpers import build
 from tiny_lm import tiny_model  # noqa: F401  (fixture)
 
 from svs_verl.cli import main
 from svs_verl.evaluation.generate import Sample
 from svs_verl.preview import load_settings, render, run_round
-from svs_verl.evaluation.plot import parse_metrics_line
 from svs_verl.evaluation.run import Problem
-from svs_verl.quickstart import main_ppo_command, summarize
 
 ROOT = Path(__file__).resolve().parents[1]
 INSTRUCTION = "Answer with just the final number."

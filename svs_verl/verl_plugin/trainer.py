@@ -24,6 +24,7 @@ import json
 import logging
 import os
 from collections import defaultdict
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -39,6 +40,9 @@ from verl.utils.tensordict_utils import NonTensorData
 
 from ..core import k_ladder, mean_pass_at_k
 from .checks import check_run_config
+
+if TYPE_CHECKING:
+    from .sampler import SvsReplayBuffer
 
 # The sampler module is imported where it is used, not here: this module is imported when verl's trainer
 # package finishes loading (register.py), which can happen while the sampler module itself is being imported.

@@ -36,13 +36,14 @@ def tokens(step: dict) -> float:
 
 def run_pair(device: str, steps: int, out: Path, model: str | None) -> dict[str, list[dict]]:
     runs: dict[str, list[dict]] = {}
+    if device == "cpu":
+        import e2e_cpu
+
+        embedded_model, data = e2e_cpu.assets(out / "assets")   # built once, for both runs
+        model_dir = Path(model) if model else embedded_model
     for name, extra in (("svs", []), ("dapo", ["svs.enable=false"])):
         if device == "cpu":
-            import e2e_cpu
-
-            m, d = (Path(model), None) if model else (None, None)
-            cm, cd = e2e_cpu.assets(out / "assets")
-            res = e2e_cpu.run("quickstart", m or cm, d or cd, out / name,
+            res = e2e_cpu.run("quickstart", model_dir, data, out / name,
                               [f"trainer.total_training_steps={steps}", "trainer.test_freq=-1", *extra],
                               timeout_s=600 + 300 * steps)
             ok, log = res["rc"] == 0, Path(res["out"]) / "train.log"

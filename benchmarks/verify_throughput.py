@@ -202,17 +202,10 @@ def differential(title: str, pairs: list[dict], ours: list, mv: list[bool], verl
 
 
 def load_samples(paths: list[Path]) -> list[dict]:
-    pairs = []
-    for path in paths:
-        with open(path, encoding="utf-8") as fh:
-            for line in fh:
-                try:
-                    row = json.loads(line)
-                except ValueError:
-                    continue
-                if isinstance(row, dict) and isinstance(row.get("response"), str) and isinstance(row.get("answer"), str):
-                    pairs.append({"response": row["response"], "answer": row["answer"]})
-    return pairs
+    from svs_verl.evaluation.plot import jsonl_objects
+
+    return [{"response": row["response"], "answer": row["answer"]} for path in paths for row in jsonl_objects(path)
+            if isinstance(row.get("response"), str) and isinstance(row.get("answer"), str)]
 
 
 def main() -> None:

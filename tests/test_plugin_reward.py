@@ -25,9 +25,9 @@ def manager(**kw):
 def test_roles():
     m = manager()
     assert score(m, "so \\boxed{42}") == {"reward_score": 1.0, "reward_extra_info": {
-        "svs_role": 0.0, "verify_timeout": 0.0, "verify_error": 0.0, "acc": 1.0}}
+        "svs_role": 0.0, "verify_timeout": 0.0, "verify_error": 0.0, "bad_ground_truth": 0.0, "acc": 1.0}}
     bad_truth = score(m, "so \\boxed{42}", answer="")          # a dataset row without a usable answer
-    assert bad_truth["reward_score"] == 0.0 and bad_truth["reward_extra_info"]["verify_error"] == 1.0
+    assert bad_truth["reward_score"] == 0.0 and bad_truth["reward_extra_info"]["bad_ground_truth"] == 1.0
     assert score(m, "so \\boxed{41}")["reward_score"] == 0.0
     syn = score(m, "```problem\nWhat is 6 times 7?\n```", role="synthesis")
     assert syn["reward_score"] == 0.0 and syn["reward_extra_info"]["svs_role"] == 1.0
@@ -71,3 +71,24 @@ def test_custom_verifier_and_verl_selection(tmp_path):
     plain = load_reward_manager(OmegaConf.merge(reward_config(), {}), char_tokenizer())
     assert score(plain, "FORTYTWO")["reward_score"] == 0.0
     assert score(plain, "\\boxed{42} and more")["reward_score"] == 1.0
+
+
+@pytest.mark.parametrize("truth", [None, float("nan"), float("inf"), "", "  ", "None", "nan", "\\boxed{}", [], {"a": 1}])
+def test_a_ground_truth_that_cannot_be_verified_is_counted_and_never_rewarded(truth, caplog):
+    m = manager()
+    # str(None) == "None": this response earned reward 1 against a null ground truth
+    for response in ("The answer is None.", "\\boxed{None}", "\\boxed{nan}", "\\boxed{inf}", "\\boxed{}"):
+        out = score(m, response, answer=truth)
+        assert out["reward_score"] == 0.0, (truth, response)
+        assert out["reward_extra_info"]["bad_ground_truth"] == 1.0
+        assert out["reward_extra_info"]["acc"] == 0.0 and out["reward_extra_info"]["verify_error"] == 0.0
+    warnings = [r.getMessage() for r in caplog.records if "row index 0" in r.getMessage()]
+    assert len(warnings) == 1, warnings               # once per row, not once per sample
+    assert "toy" in warnings[0] and "ground_truth" in warnings[0]
+
+
+def test_a_numeric_ground_truth_is_verified_as_its_number():
+    m = manager()
+    assert score(m, "so \\boxed{42}", answer=42)["reward_score"] == 1.0
+    assert score(m, "so \\boxed{0.5}", answer=0.5)["reward_score"] == 1.0
+    assert score(m, "so \\boxed{42}", answer=42.0)["reward_extra_info"]["bad_ground_truth"] == 0.0

@@ -8,7 +8,12 @@
 
 ``reward_extra_info`` (numbers only, so verl's metrics and validation tables take them):
 ``acc`` (1/0 verifier verdict; the DAPO filter metric), ``svs_role`` (0 original, 1 synthesis, 2 solve),
-``verify_timeout``, ``verify_error`` (a reference answer that cannot be checked; logged) and, with the overlong penalty on, ``overlong_reward``/``overlong``.
+``verify_timeout``, ``verify_error`` (a reference answer math-verify cannot parse; logged),
+``bad_ground_truth`` (1 when the row's ground truth cannot be verified at all -- null, NaN, infinite, empty,
+the text ``None``/``nan``, an empty box, not a string or number: ``svs_verl.verify.ground_truth_text``; the
+sample scores ``wrong_reward`` and a warning names the row once per reward worker) and, with the overlong
+penalty on, ``overlong_reward``/``overlong``. With a custom verifier the ground truth goes to it as it is in
+the data (numbers as text, null as None), never as the string ``"None"``.
 
 Settings (``reward.reward_kwargs``): ``answer_extraction`` (``auto``/``boxed``/``last_number``, or a mapping
 ``{data_source: mode, default: mode}``), ``verify_timeout_s`` (5), ``correct_reward`` (1.0),
@@ -28,13 +33,20 @@ from verl import DataProto
 from verl.experimental.reward_loop.reward_manager import register
 from verl.experimental.reward_loop.reward_manager.base import RewardManagerBase
 
-from ..verify import verify_batch
+from ..verify import ground_truth_text, verify_batch
 
 logger = logging.getLogger(__name__)
 logger.setLevel(os.getenv("SVS_LOGGING_LEVEL", "INFO"))
 
 ROLE_CODES = {"original": 0, "synthesis": 1, "solve": 2}
+WARNED_ROWS_MAX = 100_000  # rows remembered for the once-per-row warnings
 EXTRACTION_MODES = ("auto", "boxed", "last_number")
+
+
+def _short(value: Any, limit: int = 80) -> str:
+    """``repr`` of a value from the data, cut to ``limit`` characters (a message never holds a whole row)."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + f"... ({len(text)} chars)"
 
 
 def _get(node: Any, key: str, default: Any = None) -> Any:
@@ -59,6 +71,7 @@ class SvsRewardManager(RewardManagerBase):
             if mode not in EXTRACTION_MODES:
                 raise ValueError(f"reward.reward_kwargs.answer_extraction[{source!r}] = {mode!r}: "
                                  f"expected one of {EXTRACTION_MODES}")
+        self._warned: set[tuple[str, str, str]] = set()
         self.timeout_s = float(_get(kw, "verify_timeout_s", 5.0))
         self.correct_reward = float(_get(kw, "correct_reward", 1.0))
         self.wrong_reward = float(_get(kw, "wrong_reward", 0.0))
@@ -72,6 +85,14 @@ class SvsRewardManager(RewardManagerBase):
                 raise ValueError("reward.reward_kwargs: the overlong penalty needs max_resp_len >= "
                                  "overlong_buffer_cfg.len > 0")
 
+    def _warn_row(self, data_source: str, extra_info: dict, message: str) -> None:
+        """One warning per dataset row (data_source, extra_info.index) and reason, not one per sample."""
+        key = (data_source, str(extra_info.get("index")), message[:40])
+        if key in self._warned or len(self._warned) >= WARNED_ROWS_MAX:
+            return
+        self._warned.add(key)
+        logger.warning("svs reward: data_source %s, row index %s: %s", data_source, extra_info.get("index"), message)
+
     def extraction_for(self, data_source: str) -> str:
         return self.extraction.get(data_source, self.extraction.get("default", "auto"))
 
@@ -83,20 +104,31 @@ class SvsRewardManager(RewardManagerBase):
         extra_info = dict(nt.get("extra_info", None) or {})
         role = str(extra_info.get("svs_role", "original"))
         info: dict[str, float] = {"svs_role": float(ROLE_CODES.get(role, 0)), "verify_timeout": 0.0,
-                                  "verify_error": 0.0}
+                                  "verify_error": 0.0, "bad_ground_truth": 0.0}
         if role == "synthesis":
             score, correct = 0.0, False  # filled in by SvsReplayBuffer once the solve group finishes
         else:
             text = await asyncio.get_running_loop().run_in_executor(
                 None, lambda: self.tokenizer.decode(response_ids[:length], skip_special_tokens=True))
-            ground_truth = str((nt.get("reward_model", None) or {}).get("ground_truth", ""))
+            reward_model = nt.get("reward_model", None)
+            raw_truth = reward_model.get("ground_truth") if isinstance(reward_model, dict) else None
             data_source = str(nt.get("data_source", "unknown"))
-            correct, reason = await self._score(data_source, text, ground_truth, extra_info)
+            if self.custom_score is not None:  # the user's verifier decides what a usable ground truth is
+                truth = str(raw_truth) if isinstance(raw_truth, (str, int, float)) else raw_truth
+                correct, reason = await self._score(data_source, text, truth, extra_info)
+            else:
+                truth, why = ground_truth_text(raw_truth)
+                if truth is None:  # never verified against str(None) = "None": reward 0, counted, named
+                    correct, reason = False, "bad_ground_truth"
+                    info["bad_ground_truth"] = 1.0
+                    self._warn_row(data_source, extra_info, f"{why} (reward_model.ground_truth = "
+                                   f"{_short(raw_truth)}): every response scores {self.wrong_reward:g}")
+                else:
+                    correct, reason = await self._score(data_source, text, truth, extra_info)
             info["verify_timeout"] = float(reason == "timeout")
-            info["verify_error"] = float(reason == "error")  # e.g. an empty or unparsable reference answer
+            info["verify_error"] = float(reason == "error")  # e.g. a reference answer math-verify cannot parse
             if reason == "error":
-                logger.warning("svs reward: cannot verify against ground truth %r (data_source %s, index %s)",
-                               ground_truth[:80], data_source, extra_info.get("index"))
+                self._warn_row(data_source, extra_info, f"cannot verify against ground truth {_short(truth)}")
             score = self.correct_reward if correct else self.wrong_reward
         info["acc"] = float(correct)
         if self.overlong and role != "synthesis":

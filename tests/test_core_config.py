@@ -60,7 +60,10 @@ BAD = [
     ("tail_timeout_s", -1, "> 0"),
     ("tail_timeout_s", 0, "> 0"),
     ("tail_timeout_s", "1h", "> 0"),
-    ("tail_timeout_s", None, "> 0"),
+    ("tail_timeout_s", False, "> 0"),
+    ("tail_timeout_factor", 0, "> 0"),
+    ("tail_timeout_factor", None, "> 0"),
+    ("batch_order", "random", "one of"),
     ("dump_dir", 5, "string or null"),
     ("dump_dir", "", "string or null"),
     ("dump_dir", ["a"], "string or null"),
@@ -120,7 +123,8 @@ def test_defaults_and_good_values():
         "poll_interval_s": 2, "tail_timeout_s": 0.5, "dump_dir": "/tmp/x", "guards": {"enable": True, "min_chars": 0}})
     assert settings.enable is False and settings.reward().counts(4) == [0, 1, 2, 3, 4]
     assert settings.underperforming().counts(8) == [2, 3, 4, 5, 6] and settings.max_seeds_per_step == 3
-    assert sampler == {"poll_interval_s": 2.0, "tail_timeout_s": 0.5, "dump_dir": "/tmp/x"}
+    assert sampler == {"poll_interval_s": 2.0, "tail_timeout_s": 0.5, "dump_dir": "/tmp/x",
+                       "tail_timeout_factor": 4.0, "batch_order": "arrival"}
     assert settings.guards.enable is True and settings.guards.min_chars == 0
 
 

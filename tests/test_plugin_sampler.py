@@ -233,43 +233,66 @@ def dapo_refill_step(**svs):
                           filter_groups_metric="acc", train_batch_size=3, gen_batch_size=1, max_inflight_gen_batches=2)
     buf.attach(sim)
     batch, metrics = buf.sample(global_steps=1, partition_id="train", batch_size=3)
+    SUBMITTED.append(sim.submitted)
     return batch, metrics, q, extra, refills
 
 
-def test_dapo_refill_trains_only_families_of_the_batch(partition):
-    """With the paper default (every correct response seeds), only families of the 3 originals in the
-    batch train; the surplus refills' families are dropped and counted."""
+SUBMITTED: list = []   # the rows each dapo_refill_step submitted to the rollout
+
+
+def test_dapo_refill_starts_families_only_for_the_batch(partition):
+    """With the paper default (every correct response seeds) and verl's DAPO refill: q0 and q3 arrive first,
+    then the 4 refills at once; verl's selection takes the originals in arrival order, so the batch is q0, q3
+    and the first refill, and the other three refills (4 seeds each) never start a family."""
     batch, metrics, q, extra, refills = dapo_refill_step()
     fam = families(batch)
-    originals = set(fam)
     assert refills == [4] and metrics["training/filter_groups/evicted_samples"] == 2
     assert metrics["training/filter_groups/discarded_surplus_samples"] == 3
-    assert {q[0], q[3]} < originals and len(originals) == 3            # the oldest in-band groups, + one refill
-    [kept] = originals - {q[0], q[3]}
-    assert kept in extra
+    kept = min(extra)                          # the 4 refills became sampleable in one poll: uid order
+    assert set(fam) == {q[0], q[3], kept}
     assert fam == {
         q[0]: {q[0], f"{q[0]}-syn0", f"{q[0]}-syn0-v0"},
         q[3]: {q[3], f"{q[3]}-syn0", f"{q[3]}-syn1", f"{q[3]}-syn0-v0", f"{q[3]}-syn1-v0"},
         kept: {kept} | {f"{kept}-syn{i}" for i in (0, 2, 4, 6)} | {f"{kept}-syn{i}-v0" for i in (0, 2, 4, 6)},
     }
-    # the three discarded refills had 4 seeds each: their 12 families were generated and dropped
-    assert metrics["svs/dropped/parent_not_in_batch"] == 12 and metrics["svs/seeds"] == 1 + 2 + 16
+    submitted = {r["uid"].split("-")[0] for rows in SUBMITTED[-1] for r in rows}
+    assert submitted == {q[0], q[3], kept}     # nothing of a discarded refill was ever generated
+    assert metrics["svs/not_started/parent_surplus"] == 12 and metrics["svs/seeds"] == 1 + 2 + 4
+    assert "svs/dropped/parent_not_in_batch" not in metrics
+    assert metrics["svs/abandoned/parent_not_in_batch"] == metrics["svs/abandoned/tail_timeout"] == 0
     assert metrics["svs/update/oqa_groups"] == 3 and metrics["svs/update/vps_groups"] == 7
+    assert metrics["svs/step_end/inflight"] == 0 and metrics["svs/tq/keys"] == 0
+    assert set((tq.kv_list("train") or {}).get("train", {})) == set(batch.keys)
+
+
+def test_verl_batch_order_abandons_and_waits_out_families_of_discarded_originals(partition):
+    """batch_order=verl: verl picks among the sampleable in its own order, so families of originals it
+    discards may already run; they are dropped, counted, and their rollouts waited out before sample()
+    returns (nothing in flight, nothing left in TransferQueue)."""
+    batch, metrics, q, extra, _ = dapo_refill_step(batch_order="verl")
+    fam = families(batch)
+    assert {q[0], q[3]} < set(fam) and len(fam) == 3
+    [kept] = set(fam) - {q[0], q[3]}
+    assert kept in extra
+    started = {r["uid"].split("-")[0] for rows in SUBMITTED[-1] for r in rows} - {q[0], q[3]}
+    assert kept in started or metrics["svs/update/vps_groups"] == 3
+    dropped = metrics.get("svs/dropped/parent_not_in_batch", 0)
+    assert dropped == 4 * len(started - {kept})       # every started family of a discarded refill, counted
+    assert metrics["svs/step_end/inflight"] == 0 and metrics["svs/tq/keys"] == 0
     assert set((tq.kv_list("train") or {}).get("train", {})) == set(batch.keys)
 
 
 def test_seed_cap_counts_only_parents_that_enter_the_batch(partition):
-    """max_seeds_per_step=4: q0 (1 seed) and q3 (2 seeds) take 3 slots, the first refill to be scored takes
-    the last one and the other refills wait. Whichever refill verl keeps, it trains exactly one family:
-    either its own admitted seed, or the slot a discarded refill gives back."""
+    """max_seeds_per_step=4: q0 (1 seed) and q3 (2 seeds) take 3 slots, the kept refill the last one; its
+    other 3 seeds wait for a slot that no discarded family frees."""
     batch, metrics, q, extra, _ = dapo_refill_step(max_seeds_per_step=4)
     fam = families(batch)
-    [kept] = set(fam) - {q[0], q[3]}
+    kept = min(extra)
     assert fam == {q[0]: {q[0], f"{q[0]}-syn0", f"{q[0]}-syn0-v0"},
                    q[3]: {q[3], f"{q[3]}-syn0", f"{q[3]}-syn1", f"{q[3]}-syn0-v0", f"{q[3]}-syn1-v0"},
                    kept: {kept, f"{kept}-syn0", f"{kept}-syn0-v0"}}
     assert metrics["svs/seeds_over_cap"] == 3 and metrics["svs/update/vps_groups"] == 4
-    assert metrics.get("svs/dropped/parent_not_in_batch", 0) in (0, 1)
+    assert metrics["svs/not_started/parent_surplus"] == 12
     assert set((tq.kv_list("train") or {}).get("train", {})) == set(batch.keys)
 
 
@@ -384,7 +407,7 @@ def test_rollout_submission_error_is_counted_not_fatal(partition):
     buf = make_buffer(sim)
     batch, metrics = buf.sample(global_steps=1, partition_id="train", batch_size=1)
     assert {k.split("_")[0] for k in batch.keys} == {q1}
-    assert metrics["svs/submit_failed"] == 1 and metrics["svs/failed/synthesis"] == 1
+    assert metrics["svs/abandoned/submit_failed"] == 1 and metrics["svs/failed/synthesis"] == 1
 
 
 def test_prompt_columns_missing_from_transfer_queue_fall_back(partition):
@@ -408,24 +431,63 @@ def test_prompts_over_the_budget_are_left_out_and_counted(partition):
     assert metrics["svs/prompt_too_long"] == 1 and metrics["svs/failed/synthesis"] == 1
 
 
-def test_tail_timeout_abandons_stuck_work_and_clears_its_late_writes(partition):
-    q1, q2 = uid(), uid()
-    sim = RolloutSimulator(ScriptedPolicy({q1: [True] + [False] * 7, q2: [True] * 8}))
-    sim.hold_roles = {"synthesis"}                       # the synthesis rollout never finishes
-    sim.run(sim.prompt(q1, "A farmer has 12 cows and buys 30 more. How many cows?", "42", 0))
+def tail_timeout_buffer(sim, **svs):
     buf = SvsReplayBuffer(trainer_mode="sync", trainer_config={}, max_off_policy_threshold=8,
                           max_off_policy_strategy="drop", sampler_kwargs={},
                           svs={"synthesis_n": 4, "max_seeds_per_problem": 1, "poll_interval_s": 0.05,
-                               "tail_timeout_s": 0.5})
+                               "tail_timeout_s": 0.5, **svs})
     buf.attach(sim)
+    return buf
+
+
+def test_tail_timeout_abandons_the_family_and_waits_out_its_rollout(partition, monkeypatch):
+    """The synthesis rollout outlives the tail timeout: its family leaves the update (counted), nothing it
+    would unlock starts, and sample() returns only once the rollout has ended: nothing in flight, nothing of
+    the family left in TransferQueue for the next step."""
+    from svs_verl.core.round import SvsRound
+
+    q1, q2 = uid(), uid()
+    sim = RolloutSimulator(ScriptedPolicy({q1: [True] + [False] * 7, q2: [True] * 8}))
+    sim.hold_roles = {"synthesis"}                       # the synthesis rollout does not finish in time
+    sim.run(sim.prompt(q1, "A farmer has 12 cows and buys 30 more. How many cows?", "42", 0))
+    abandon = SvsRound.abandon_outstanding
+
+    def abandon_then_the_rollout_ends(self, reason):
+        uids = abandon(self, reason)
+        sim.release()                                    # ... and ends afterwards, on its own
+        return uids
+    monkeypatch.setattr(SvsRound, "abandon_outstanding", abandon_then_the_rollout_ends)
+    buf = tail_timeout_buffer(sim)
     batch, metrics = buf.sample(global_steps=1, partition_id="train", batch_size=1)
-    assert {k.split("_")[0] for k in batch.keys} == {q1} and metrics["svs/tail_timeout"] == 1
+    assert {k.split("_")[0] for k in batch.keys} == {q1} and metrics["svs/abandoned/tail_timeout"] == 1
+    assert [r["uid"] for rows in sim.submitted for r in rows] == [f"{q1}-syn0"]   # no solve was started
+    assert metrics["svs/step_end/inflight"] == 0 and metrics["svs/tq/keys"] == 0
+    assert set((tq.kv_list("train") or {}).get("train", {})) == set(batch.keys)
     tq.kv_clear(keys=list(batch.keys), partition_id="train")      # what verl's fit does after the update
-    sim.finish(f"{q1}-syn0")                                      # the stuck rollout ends late
     sim.run(sim.prompt(q2, "What is 40 + 2?", "42", 1, step=2))
-    batch2, _ = buf.sample(global_steps=2, partition_id="train", batch_size=1)
-    assert {k.split("_")[0] for k in batch2.keys} == {q2}
-    assert set((tq.kv_list("train") or {}).get("train", {})) == set(batch2.keys)   # nothing of q1's family left
+    batch2, metrics2 = buf.sample(global_steps=2, partition_id="train", batch_size=1)
+    assert {k.split("_")[0] for k in batch2.keys} == {q2} and metrics2["svs/abandoned/tail_timeout"] == 0
+    assert set((tq.kv_list("train") or {}).get("train", {})) == set(batch2.keys)
+
+
+def test_a_rollout_that_never_ends_fails_the_step_in_one_line(partition):
+    """A synthesis that never finishes (a stuck or dead engine): after the tail timeout and the same again
+    for its rollout to end, the step fails with a one-line error naming the group, instead of hanging or
+    handing the replicas a request that would cross into the next step."""
+    import time
+
+    q1 = uid()
+    sim = RolloutSimulator(ScriptedPolicy({q1: [True] + [False] * 7}))
+    sim.hold_roles = {"synthesis"}
+    sim.run(sim.prompt(q1, "A farmer has 12 cows and buys 30 more. How many cows?", "42", 0))
+    buf = tail_timeout_buffer(sim)
+    t0 = time.monotonic()
+    with pytest.raises(RuntimeError) as err:
+        buf.sample(global_steps=1, partition_id="train", batch_size=1)
+    assert time.monotonic() - t0 < 20
+    message = str(err.value)
+    assert "\n" not in message and f"{q1}-syn0" in message and "resumable" in message
+    sim.release()
 
 
 def test_empty_finished_synthesis_group_fails_at_once(partition):
@@ -479,8 +541,9 @@ def test_submission_that_raises_after_its_markers_leaves_nothing_behind(partitio
     real_submit, sim.svs_submit = sim.svs_submit, half_broken
     buf = make_buffer(sim)
     batch, metrics = buf.sample(global_steps=1, partition_id="train", batch_size=1)
-    assert {k.split("_")[0] for k in batch.keys} == {q1} and metrics["svs/submit_failed"] == 1
-    assert set((tq.kv_list("train") or {}).get("train", {})) == set(batch.keys)
+    assert {k.split("_")[0] for k in batch.keys} == {q1} and metrics["svs/abandoned/submit_failed"] == 1
+    left = set((tq.kv_list("train") or {}).get("train", {}))
+    assert left == set(batch.keys), (left - set(batch.keys), set(batch.keys) - left)
     tq.kv_clear(keys=list(batch.keys), partition_id="train")       # what verl's fit does after the update
     sim.svs_submit = real_submit
     sim.run(lost[0])                                               # a session started anyway and ends late
@@ -516,9 +579,13 @@ def test_sampler_state_round_trip(partition):
     state = json.loads(json.dumps(buf.state_dict()))
     other = make_buffer(sim)
     other.load_state_dict(state)
-    assert other.totals == buf.totals and other.totals["seeds"] == 1 and other.problem_stats == {"7": [1, 1]}
+    assert other.totals == buf.totals and other.totals["seeds"] == 1
+    other.load_state_dict({**state, "problem_stats": {"7": [1, 1]}, "round": None})   # an older checkpoint
+    assert other.totals == buf.totals
     with pytest.raises(ValueError, match="version"):
         other.load_state_dict({"version": 99})
+    with pytest.raises(ValueError, match="totals"):
+        other.load_state_dict({"version": 1, "totals": {"seeds": "many"}})
 
 
 def test_bad_svs_settings_fail_at_construction():

@@ -19,7 +19,9 @@ from .selection import SPA_FILTERS, UpdateRules
 
 # Keys of the `svs:` config section that configure the verl-side sampler (where dumps go, how it polls,
 # how long it waits), not the algorithm; with their defaults. ``SvsSettings.from_mapping`` rejects them.
-SAMPLER_KEYS = {"dump_dir": None, "poll_interval_s": 0.5, "tail_timeout_s": 3600.0}
+SAMPLER_KEYS = {"dump_dir": None, "poll_interval_s": 0.5, "tail_timeout_s": None, "tail_timeout_factor": 4.0,
+                "batch_order": "arrival"}
+BATCH_ORDERS = ("arrival", "verl")
 
 # The instruction `svs-verl data prepare --rewrap` appends to every training problem
 # (svs_verl.data.schema.BOXED_INSTRUCTION): variational problems are asked the same way by default.
@@ -109,7 +111,10 @@ def validate_sampler_options(data: Mapping[str, Any] | None) -> dict[str, Any]:
         raise ValueError(f"unknown svs sampler key(s) {unknown}; known: {sorted(SAMPLER_KEYS)}")
     opts = {**SAMPLER_KEYS, **data}
     opts["poll_interval_s"] = need_positive("svs.poll_interval_s", opts["poll_interval_s"])
-    opts["tail_timeout_s"] = need_positive("svs.tail_timeout_s", opts["tail_timeout_s"])
+    if opts["tail_timeout_s"] is not None:
+        opts["tail_timeout_s"] = need_positive("svs.tail_timeout_s", opts["tail_timeout_s"])
+    opts["tail_timeout_factor"] = need_positive("svs.tail_timeout_factor", opts["tail_timeout_factor"])
+    need_choice("svs.batch_order", opts["batch_order"], BATCH_ORDERS)
     opts["dump_dir"] = need_str("svs.dump_dir", opts["dump_dir"], nullable=True)
     return opts
 

@@ -2,15 +2,28 @@
 
 The rollout reports groups as they finish, in any order; the round answers with the next work:
 
-    add_original(...)   an OQA group finished   -> SynthesisTasks (one per seed, synthesis_n samples)
+    score_original(uid, correct)      an OQA group finished -> True if it is underperforming (its texts are
+                        needed: its correct responses are seed candidates)
+    add_original_texts(...)          the texts of such a group -> its seed candidates, not started yet
+    arrived(uids)       verl now counts these originals as sampleable (in arrival order) -> SynthesisTasks for
+                        the seeds of those among the first ``batch_size`` arrivals; later arrivals are never
+                        in the batch (``batch_order``), so their seeds are never started
+    add_original(...)   the three above for one group (tests, the preview)
     add_syntheses(...)  a VPS group finished    -> SolveTasks (one per accepted problem, solve_n samples)
     add_solves(...)     an SPA group finished   -> the synthesis reward of its synthesis is now known
     fail(uid)           a task's rollout failed -> its family is dropped from the update, counted
     reject_solve(uid)   a solve prompt cannot be submitted (too long) -> that synthesis sample earns 0
     restrict_to_parents(uids)  the originals that entered the update are known -> every family of another
                         parent is dropped (counted), and seeds that waited for a cap slot get the freed ones
+    abandon_outstanding(reason)  stop waiting for the results of what is still running (tail timeout): those
+                        families leave the update and no work they would unlock is started (counted)
 
 ``plan()`` then says which groups enter the policy update and the reward of every synthesis sample.
+
+The step boundary: a family is started only for an original that will be in the batch. The round knows
+the batch size and the order in which originals became sampleable; ``batch_order`` is the order the
+sampler hands verl's selection, so the first ``batch_size`` arrivals are exactly the batch and no family
+of a discarded original (DAPO surplus, originals finishing while verl drains) is ever generated.
 Nothing here touches verl: uids are plain strings and verl-side code translates its events into calls.
 Derived uids use ``-`` (verl reserves ``_``).
 """
@@ -26,6 +39,11 @@ from .config import SvsSettings
 from .guards import check_problem
 from .selection import select_seeds, synthesis_reward
 from .synthesis import SynthesisTemplate, final_part, parse_synthesis
+
+
+# why a started task stopped being waited for (``svs/abandoned/<reason>``): its parent is not in the batch, the
+# tail timeout passed, or its submission to the rollout raised
+ABANDON_REASONS = ("parent_not_in_batch", "tail_timeout", "submit_failed")
 
 
 @dataclass(frozen=True)
@@ -101,8 +119,13 @@ class UpdatePlan:
 
 
 class SvsRound:
-    def __init__(self, settings: SvsSettings, template: SynthesisTemplate | None = None) -> None:
+    def __init__(self, settings: SvsSettings, template: SynthesisTemplate | None = None,
+                 batch_size: int | None = None) -> None:
+        if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int)
+                                       or batch_size < 1):
+            raise ValueError(f"batch_size must be a positive integer or None, got {batch_size!r}")
         self.s = settings
+        self.batch_size = batch_size     # originals verl trains this step (None: all that arrive)
         self.template = template or SynthesisTemplate.load(settings.template)
         self._band = settings.underperforming()
         self._reward_band = settings.reward()
@@ -114,35 +137,99 @@ class SvsRound:
         self._seeds_admitted = 0
         self._waiting: list[_WaitingSeed] = []   # seeds over max_seeds_per_step, in the order they came
         self._batch_parents: set[str] | None = None
+        self._candidates: dict[str, list[_WaitingSeed]] = {}   # seeds of an original not yet placed in the batch
+        self._arrival: dict[str, int] = {}       # original uid -> position among the sampleable, in arrival order
+        self._abandoned: set[str] = set()        # task uids whose results are no longer waited for
 
     # -- events --------------------------------------------------------------------------------------
-    def add_original(self, uid: str, problem: str, ground_truth: str, responses: Sequence[str],
-                     correct: Sequence[bool]) -> list[SynthesisTask]:
+    def score_original(self, uid: str, correct: Sequence[bool]) -> bool:
+        """An original group finished with these verdicts. True iff it is underperforming and would seed:
+        its texts are then needed (``add_original_texts``). A group without reward variance never seeds: it
+        is not trained (DAPO evicts it; with DAPO off the reference's filter leaves it out), so neither is
+        a family of it."""
         if uid in self.originals:
             raise ValueError(f"original group {uid!r} reported twice")
-        if len(responses) != len(correct):
-            raise ValueError(f"group {uid!r}: {len(responses)} responses but {len(correct)} scores")
         stats = GroupStats.of(uid, correct)
-        self.originals[uid] = _Original(uid, problem, ground_truth, stats)
+        self.originals[uid] = _Original(uid, "", "", stats)
         self.counts["oqa_groups"] += 1
-        if not self.s.enable:
-            return []
-        seeds = select_seeds(stats, self._band, self.s.max_seeds_per_problem)
         self.counts["seeds"] += 0   # the metric exists (0) as soon as an original is scored
+        if not self.s.enable or stats.all_same:
+            return False
+        return bool(select_seeds(stats, self._band, self.s.max_seeds_per_problem))
+
+    def add_original_texts(self, uid: str, problem: str, ground_truth: str,
+                           responses: Sequence[str]) -> list[SynthesisTask]:
+        """The problem, answer and responses of an underperforming original: its seed candidates. They are
+        started once the original's place in the batch is known (``arrived``); returns what that admits
+        now (when it arrived already)."""
+        original = self.originals[uid]
+        stats = original.stats
+        if len(responses) != stats.n:
+            raise ValueError(f"group {uid!r}: {len(responses)} responses but {stats.n} scores")
+        if uid in self._candidates:
+            raise ValueError(f"texts of original group {uid!r} reported twice")
+        original.problem, original.ground_truth = problem, ground_truth
+        seeds = select_seeds(stats, self._band, self.s.max_seeds_per_problem)
+        candidates = []
         if seeds:
             self.counts["underperforming"] += 1
-        tasks = []
         for i in seeds:
             solution = final_part(responses[i]).strip() if self.s.strip_reasoning else responses[i]
             if len(solution) > self.s.max_solution_chars:
                 self.counts["seeds_too_long"] += 1
                 continue
-            seed = _WaitingSeed(uid, i, solution, ground_truth)
+            candidates.append(_WaitingSeed(uid, i, solution, ground_truth))
+        self._candidates[uid] = candidates
+        return self._place(uid) if uid in self._arrival else []
+
+    def arrived(self, uids: Sequence[str]) -> list[SynthesisTask]:
+        """verl now counts these originals as sampleable, in this order (after any that arrived before).
+        The first ``batch_size`` arrivals are the batch (``batch_order``): their seeds start now (up to
+        ``max_seeds_per_step``; the rest wait for a freed slot); the seeds of later arrivals never start."""
+        tasks: list[SynthesisTask] = []
+        for uid in uids:
+            if uid in self._arrival:
+                continue
+            self._arrival[uid] = len(self._arrival)
+            if uid in self._candidates:
+                tasks += self._place(uid)
+        return tasks
+
+    def _place(self, uid: str) -> list[SynthesisTask]:
+        candidates = self._candidates.get(uid, [])
+        if not candidates:
+            return []
+        if self.batch_size is not None and self._arrival[uid] >= self.batch_size:
+            self.counts["not_started/parent_surplus"] += len(candidates)
+            self._candidates[uid] = []
+            return []
+        tasks = []
+        for seed in candidates:
             if self.s.max_seeds_per_step is not None and self._seeds_admitted >= self.s.max_seeds_per_step:
                 self._waiting.append(seed)   # may still get the slot of a seed whose parent is discarded
                 continue
             tasks.append(self._admit(seed))
+        self._candidates[uid] = []
         return tasks
+
+    def batch_order(self, uids: Sequence[str] | set[str]) -> list[str]:
+        """The order in which verl should select the batch from these sampleable originals: arrival order
+        (originals the round has not seen last, by uid). Its first ``batch_size`` are the originals whose
+        families were started."""
+        far = len(self._arrival)
+        return sorted(uids, key=lambda u: (self._arrival.get(u, far), u))
+
+    def add_original(self, uid: str, problem: str, ground_truth: str, responses: Sequence[str],
+                     correct: Sequence[bool]) -> list[SynthesisTask]:
+        """An original group finished and is sampleable now: ``score_original``, ``add_original_texts`` and
+        ``arrived`` in one call. Returns the synthesis tasks it starts."""
+        if len(responses) != len(correct):
+            raise ValueError(f"group {uid!r}: {len(responses)} responses but {len(correct)} scores")
+        if self.score_original(uid, correct):
+            self.add_original_texts(uid, problem, ground_truth, responses)
+        else:
+            self.originals[uid].problem, self.originals[uid].ground_truth = problem, ground_truth
+        return self.arrived([uid])
 
     def _admit(self, seed: _WaitingSeed) -> SynthesisTask:
         self._seeds_admitted += 1
@@ -240,11 +327,31 @@ class SvsRound:
                 solve.dropped = True
                 if uid in outstanding:
                     abandoned.append(uid)
+        self.counts["abandoned/parent_not_in_batch"] += len(abandoned)
+        self._abandoned.update(abandoned)
+        self._candidates = {u: c for u, c in self._candidates.items() if u in self._batch_parents}
         self._waiting = [w for w in self._waiting if w.parent_uid in self._batch_parents]
         admitted = []
         while self._waiting and (self.s.max_seeds_per_step is None or self._seeds_admitted < self.s.max_seeds_per_step):
             admitted.append(self._admit(self._waiting.pop(0)))
         return abandoned, admitted
+
+    def abandon_outstanding(self, reason: str) -> list[str]:
+        """Stop waiting for every task still running (e.g. the tail timeout): each one's family leaves the
+        update and nothing it would unlock is started. Returns their uids (counted as
+        ``abandoned/<reason>``); the caller still has to let their rollouts end."""
+        uids = self.outstanding()
+        for uid in uids:
+            if uid in self.syntheses:
+                self.syntheses[uid].failed = True
+            else:
+                self.solves[uid].failed = True
+        self.counts[f"abandoned/{reason}"] += len(uids)
+        self._abandoned.update(uids)
+        return uids
+
+    def is_abandoned(self, uid: str) -> bool:
+        return uid in self._abandoned
 
     @staticmethod
     def _pending(table: dict, uid: str, kind: str):
@@ -288,6 +395,8 @@ class SvsRound:
         solves: list[str] = []
         records: list[dict[str, Any]] = []
         c = Counter(self.counts)
+        for reason in ABANDON_REASONS:   # present (0) in every step, so a plot of them has every point
+            c[f"abandoned/{reason}"] += 0
         if self._waiting:   # seeds that never got a max_seeds_per_step slot
             c["seeds_over_cap"] += len(self._waiting)
         all_rewards = {uid: self.synthesis_rewards(uid) for uid, syn in self.syntheses.items() if not syn.dropped}

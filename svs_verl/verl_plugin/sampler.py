@@ -45,9 +45,11 @@ logger = logging.getLogger(__name__)
 logger.setLevel(os.getenv("SVS_LOGGING_LEVEL", "INFO"))
 
 ROLES = ("oqa", "vps", "spa")
+TRAIN = "train"              # the TransferQueue partition of training rollouts (verl's name)
+TAIL_TIMEOUT_FLOOR_S = 60.0  # the relative tail timeout is never shorter than this
+ORPHAN_POLLS = 200           # an orphan not seen in TransferQueue for this many polls is forgotten
 # dataset columns the agent loop pops before storing a trajectory (so they are not in TransferQueue)
 CONSUMED_BY_AGENT_LOOP = {"agent_name", "__rollout_n__", "__do_sample__", "validate", "uid", "global_steps"}
-ROLE_OF_TASK = {"synthesis": "vps", "solve": "spa"}
 
 
 def _final_outputs(group_keys: list[str]) -> list[str]:
@@ -78,8 +80,6 @@ def _session_of(key: str) -> tuple[int, int]:
 
 
 class SvsReplayBuffer(ReplayBuffer):
-    PLUGIN_KEYS = SAMPLER_KEYS  # keys of the `svs:` section that belong to this sampler, not to the algorithm
-
     def __init__(self, trainer_mode, trainer_config, max_off_policy_threshold, max_off_policy_strategy,
                  sampler_kwargs, refill_fn=None, *, svs: dict | None = None, **replay_buffer_kwargs):
         self.settings, plugin = validate_svs_section(svs)   # every svs.* value checked, the key named on error
@@ -88,18 +88,21 @@ class SvsReplayBuffer(ReplayBuffer):
                          **replay_buffer_kwargs)
         self.template = SynthesisTemplate.load(self.settings.template)
         self.dump_dir = Path(plugin["dump_dir"]) if plugin["dump_dir"] else None
-        self.tail_timeout_s = plugin["tail_timeout_s"]
+        self.tail_timeout_s: float | None = plugin["tail_timeout_s"]   # None: relative to the originals phase
+        self.tail_timeout_factor: float = plugin["tail_timeout_factor"]
+        self.batch_order: str = plugin["batch_order"]
         self.host: SvsHost | None = None
         self.round: SvsRound | None = None
         self.roles: dict[str, str] = {}          # uid -> role, for the last batch handed out
         self._seen: set[str] = set()             # originals already fed to the round this step
-        self._task_columns: dict[str, dict] = {}  # task uid -> parent's prompt columns
         self._parent_columns: dict[str, dict] = {}  # seeded original uid -> its prompt columns
         self._gen_tokens: Counter[str] = Counter()  # generated tokens per role in the current step
         self._counted: set[str] | None = None     # groups already counted (None outside sample())
-        self._orphans: set[str] = set()           # abandoned task uids whose late writes get cleared
+        self._selecting = False                   # inside verl's selection loop (originals may still arrive)
+        self._step_uids: set[str] = set()         # every SvS task uid submitted in the current sample()
+        self._status: dict[str, str] = {}         # tracked uid -> its prompt marker's status at the last poll
+        self._orphans: dict[str, int] = {}        # uid -> polls since it was orphaned (late writes are cleared)
         self.totals: Counter[str] = Counter()    # cumulative over the run (checkpointed)
-        self.problem_stats: dict[str, list[int]] = {}  # original index -> [times underperforming, seeds]
 
     def attach(self, host: SvsHost, default_dump_dir: str | None = None) -> None:
         """Called by the trainer once it exists (the buffer is built inside the trainer's constructor)."""
@@ -109,7 +112,7 @@ class SvsReplayBuffer(ReplayBuffer):
 
     # -- the sample ----------------------------------------------------------------------------------
     def sample(self, global_steps: int, partition_id: str, batch_size: int) -> tuple[KVBatchMeta, dict]:
-        if partition_id == "val":
+        if partition_id != TRAIN:
             return super().sample(global_steps, partition_id, batch_size)
         self._gen_tokens = Counter()
         self._counted = set()
@@ -121,61 +124,105 @@ class SvsReplayBuffer(ReplayBuffer):
         if self.host is None:
             raise RuntimeError("SvsReplayBuffer has no host: run it with trainer.v1.trainer_mode=svs")
         t0 = time.monotonic()
-        self.round = SvsRound(self.settings, self.template)
+        self.round = SvsRound(self.settings, self.template, batch_size=batch_size)
         self._seen.clear()
-        self._task_columns.clear()
         self._parent_columns.clear()
+        self._step_uids = set()
+        self._status = {u: s for u, s in self._status.items() if u in self._orphans}
         try:
-            batch, metrics = super().sample(global_steps, partition_id, batch_size)
+            self._selecting = True
+            try:
+                batch, metrics = super().sample(global_steps, partition_id, batch_size)
+            finally:
+                self._selecting = False
             t_originals = time.monotonic() - t0
-            batch = self._restrict_to_batch(partition_id, batch)
-            self._finish_tail(partition_id)
+            batch = self._restrict_to_batch(batch)
+            self._finish_tail(t_originals)
             plan = self.round.plan()
-            batch, svs_metrics = self._append_svs_groups(partition_id, batch, plan)
+            batch, svs_metrics = self._append_svs_groups(batch, plan)
         finally:
             self.round = None
+            self._counted = None
         metrics.update(svs_metrics)
         metrics["svs/time/originals_s"] = t_originals
         metrics["svs/time/tail_s"] = time.monotonic() - t0 - t_originals
         self._dump(global_steps, plan.records)
-        self._counted = None
         return batch, metrics
 
     # -- hooks into verl's poll loop -----------------------------------------------------------------
     def _sync_metadata_from_transfer_queue(self):
         super()._sync_metadata_from_transfer_queue()
-        pid = "train"
+        tracked = self._step_uids | set(self._orphans)
+        if tracked:
+            for status, keys in (("pending", self.pending_keys), ("running", self.running_keys),
+                                 ("finished", self.finished_keys), ("failure", self.failure_keys)):
+                for uid in keys[TRAIN] & tracked:
+                    self._status[uid] = status
+            # a marker re-created by a late session after we removed it carries no is_prompt tag: verl lists
+            # it as a trajectory key (the agent loop writes {"status": "running"} and later the end status)
+            partition = self.partitions[TRAIN]
+            for uid in tracked:
+                status = partition.get(uid, {}).get("status")
+                if status in ("pending", "running", "finished", "failure"):
+                    self._status[uid] = status
         if self._orphans:
-            self._clear_orphans(pid)
+            self._clear_orphans()
         if self._counted is not None:
-            self._count_generated_tokens(pid)
-        if self.round is None:
-            return
-        self._advance(pid)
-        svs_uids = self._svs_uids()
-        for status_keys in (self.pending_keys, self.running_keys, self.finished_keys, self.failure_keys):
-            status_keys[pid].difference_update(svs_uids)
-        for uid in svs_uids:
-            self.prompt_global_steps[pid].pop(uid, None)
-
-    def _clear_orphans(self, pid: str) -> None:
-        """Remove what abandoned SvS tasks (tail timeout) write after their step: their rollouts are not
-        aborted, so their trajectories and status may still arrive; they are never trained on."""
-        late = [k for k in self.partitions[pid] if k.split("_")[0] in self._orphans]
-        late += [u for u in self._orphans if u in self.prompt_global_steps[pid]]
-        if late:
-            tq.kv_clear(partition_id=pid, keys=late)
-            for key in late:
-                self.partitions[pid].pop(key, None)
+            self._count_generated_tokens()
+        if self.round is not None:
+            self._advance()
+        hidden = self._svs_uids() | set(self._orphans)   # verl never sees an SvS group as one of its own
+        if hidden:
             for status_keys in (self.pending_keys, self.running_keys, self.finished_keys, self.failure_keys):
-                status_keys[pid].difference_update(self._orphans)
+                status_keys[TRAIN].difference_update(hidden)
+            for uid in hidden:
+                self.prompt_global_steps[TRAIN].pop(uid, None)
 
-    def _count_generated_tokens(self, pid: str) -> None:
+    def _sampleable_terminal_keys(self, partition_id, eviction_reasons):
+        """verl's sampleable originals; those new to the round arrive in it, which starts the families of
+        the ones that will be in the batch (``SvsRound.arrived``)."""
+        keys = super()._sampleable_terminal_keys(partition_id, eviction_reasons)
+        if self.round is not None and self._selecting and partition_id == TRAIN:
+            self._submit_tasks(self.round.arrived(sorted(keys)), [])
+        return keys
+
+    def _select_prompt_uids(self, partition_id, sampleable_keys, batch_size):
+        """verl's selection, in the round's arrival order (``svs.batch_order=arrival``): in the sync trainer
+        every original of a step has the same ``global_steps``, so verl's older-first order leaves the choice
+        among them to set order; arrival order makes it the originals whose families already run."""
+        if self.round is None or partition_id != TRAIN or self.batch_order != "arrival":
+            return super()._select_prompt_uids(partition_id, sampleable_keys, batch_size)
+        ordered = self.round.batch_order(sampleable_keys)
+        return ordered[:batch_size], dict(self.partitions[partition_id]), dict(self.prompt_global_steps[partition_id])
+
+    def _clear_orphans(self) -> None:
+        """Orphans are SvS groups no step waits for any more (a submission that raised half-way, a step
+        that ended in an error). Once one ends, its marker and trajectories are removed; one never seen
+        again is forgotten after ``ORPHAN_POLLS`` polls (the set stays bounded)."""
+        partition = self.partitions[TRAIN]
+        ended = {u for u in self._orphans if self._status.get(u) in ("finished", "failure")}
+        seen = {k.split("_")[0] for k in partition} | set(self.prompt_global_steps[TRAIN])
+        late = [k for k in partition if k.split("_")[0] in ended]
+        if ended or late:
+            tq.kv_clear(partition_id=TRAIN, keys=[*ended, *late])
+            for key in late:
+                partition.pop(key, None)
+        for uid in list(self._orphans):
+            if uid in ended:
+                del self._orphans[uid]
+                self._status.pop(uid, None)
+            elif uid not in seen:
+                self._orphans[uid] += 1
+                if self._orphans[uid] > ORPHAN_POLLS:
+                    del self._orphans[uid]
+                    self._status.pop(uid, None)
+
+    def _count_generated_tokens(self) -> None:
         """Tokens generated this step per role, every finished group counted once (evicted ones too)."""
-        done = (self.finished_keys[pid] | self.failure_keys[pid]) - self._counted
+        done = (self.finished_keys[TRAIN] | self.failure_keys[TRAIN]) - self._counted
         if not done:
             return
-        for key, tag in self.partitions[pid].items():
+        for key, tag in self.partitions[TRAIN].items():
             uid = key.split("_")[0]
             if uid in done:
                 role = "oqa"
@@ -187,69 +234,61 @@ class SvsReplayBuffer(ReplayBuffer):
     def _svs_uids(self) -> set[str]:
         return set(self.round.syntheses) | set(self.round.solves) if self.round else set()
 
-    def _keys_by_uid(self, pid: str, uids: set[str]) -> dict[str, list[str]]:
+    def _keys_by_uid(self, uids: set[str]) -> dict[str, list[str]]:
         """Trajectory keys of the given groups, from one pass over the partition snapshot."""
         index: dict[str, list[str]] = defaultdict(list)
-        for key in self.partitions[pid]:
+        for key in self.partitions[TRAIN]:
             uid = key.split("_")[0]
             if uid in uids:
                 index[uid].append(key)
         return index
 
-    def _advance(self, pid: str) -> None:
-        """Feed newly finished groups to the round and submit the work they unlock."""
+    def _advance(self) -> None:
+        """Gather what newly finished groups say (verdicts; texts only where the round asks for them), hand
+        it to the round, and submit the work it answers with. Every decision is the round's."""
         rnd = self.round
-        finished, failed = self.finished_keys[pid], self.failure_keys[pid]
+        finished, failed = self.finished_keys[TRAIN], self.failure_keys[TRAIN]
         outstanding = set(rnd.outstanding())
         for uid in failed & outstanding:
             rnd.fail(uid)
             logger.warning("SvS task %s failed in the rollout; its family is left out of this update", uid)
-        new_syn = [u for u in finished if u in rnd.syntheses and u in outstanding]
-        new_solve = [u for u in finished if u in rnd.solves and u in outstanding]
-        new_orig = [u for u in finished if u not in self._seen and u not in rnd.syntheses and u not in rnd.solves]
+        svs_uids = self._svs_uids()
+        new_syn = [u for u in finished if u in outstanding and u in rnd.syntheses]
+        new_solve = [u for u in finished if u in outstanding and u in rnd.solves]
+        new_orig = [u for u in finished if u not in self._seen and u not in svs_uids]
         self._seen.update(new_orig)
-        for uid in failed - self._seen - self._svs_uids():
+        for uid in failed - self._seen - svs_uids:
             self._seen.add(uid)
             rnd.counts["oqa_failed"] += 1
 
-        index = self._keys_by_uid(pid, {*new_orig, *new_syn, *new_solve})
+        index = self._keys_by_uid({*new_orig, *new_syn, *new_solve})
         keys = {u: _final_outputs(index.get(u, [])) for u in new_orig + new_syn + new_solve}
         # no early return when nothing has trajectories: an empty finished SvS group must fail now, not
         # wait for the tail timeout
-        acc = self._correctness(pid, [u for u in new_orig + new_solve], keys)
+        acc = self._correctness(new_orig + new_solve, keys)
         for uid in new_solve:
             if acc[uid]:
                 rnd.add_solves(uid, acc[uid])
             else:  # finished without a single trajectory: cannot be scored
                 rnd.fail(uid)
-
-        band = self.settings.underperforming()
-        seeded = [u for u in new_orig if acc[u] and band.contains(sum(acc[u]), len(acc[u]))]
-        for uid in new_orig:
-            if uid not in seeded and acc[uid]:
-                rnd.add_original(uid, "", "", [""] * len(acc[uid]), acc[uid])  # statistics only
-        texts = self._responses(pid, seeded + new_syn, keys)
-        columns = self._prompt_columns(pid, seeded, keys)
+        # the round scores every original; it asks for the texts of the underperforming ones only
+        seeding = [u for u in new_orig if acc[u] and rnd.score_original(u, acc[u])]
+        fetched = self._fetch(seeding + new_syn, keys, ["responses"])
+        texts = {u: [self.host.svs_decode(row["responses"]) for row in fetched[u]] for u in seeding + new_syn}
+        columns = self._prompt_columns(seeding, keys)
         synth_tasks: list[SynthesisTask] = []
-        for uid in seeded:
+        for uid in seeding:
             cols = columns[uid]
             problem = cols.get("extra_info", {}).get("problem") or _last_user_text(cols.get("raw_prompt"))
             gt = str(cols.get("reward_model", {}).get("ground_truth", ""))
             self._parent_columns[uid] = cols
-            tasks = rnd.add_original(uid, problem, gt, texts[uid], acc[uid])
-            for t in tasks:
-                self._task_columns[t.uid] = cols
-            synth_tasks += tasks
-            self._note_problem(cols, len(tasks))
+            synth_tasks += rnd.add_original_texts(uid, problem, gt, texts[uid])
         solve_tasks: list[SolveTask] = []
         for uid in new_syn:
             if not texts[uid]:
                 rnd.fail(uid)
                 continue
-            tasks = rnd.add_syntheses(uid, texts[uid])
-            for t in tasks:
-                self._task_columns[t.uid] = self._task_columns[uid]
-            solve_tasks += tasks
+            solve_tasks += rnd.add_syntheses(uid, texts[uid])
         self._submit_tasks(synth_tasks, solve_tasks)
 
     def _submit_tasks(self, synth_tasks: Sequence[SynthesisTask], solve_tasks: Sequence[SolveTask]) -> None:
@@ -268,88 +307,90 @@ class SvsReplayBuffer(ReplayBuffer):
                     rnd.fail(row["uid"])
             rnd.counts["prompt_too_long"] += len(too_long)
             rows = [r for r in rows if r not in too_long]
-        if rows:
-            try:
-                self.host.svs_submit(rows)
-            except Exception as exc:  # noqa: BLE001 - a lost submission costs its family, not the run
-                logger.error("SvS: submitting %d prompt(s) to the rollout failed: %s", len(rows), exc)
-                for row in rows:
-                    rnd.fail(row["uid"])
-                rnd.counts["submit_failed"] += len(rows)
-                # prompt markers may already be in TQ and some sessions may still start: clear what they write
-                self._orphans.update(row["uid"] for row in rows)
+        if not rows:
+            return
+        uids = [row["uid"] for row in rows]
+        self._step_uids.update(uids)
+        try:
+            self.host.svs_submit(rows)
+        except Exception as exc:  # noqa: BLE001 - a lost submission costs its family, not the run
+            logger.error("SvS: submitting %d prompt(s) to the rollout failed: %s", len(rows), exc)
+            for uid in uids:
+                rnd.fail(uid)
+            rnd.counts["abandoned/submit_failed"] += len(rows)
+            # markers of prompts never dispatched would stay "pending" for ever: remove them now; a session
+            # that did start re-creates its marker, and is waited for and cleared as an orphan
+            tq.kv_clear(partition_id=TRAIN, keys=uids)
+            self._step_uids.difference_update(uids)
+            for uid in uids:
+                self._orphans[uid] = 0
+                self._status.pop(uid, None)
 
-    def _restrict_to_batch(self, pid: str, batch: KVBatchMeta) -> KVBatchMeta:
+    def _restrict_to_batch(self, batch: KVBatchMeta) -> KVBatchMeta:
         """After verl's selection: only families of originals in the returned batch are trained.
 
         With verl's DAPO filter off, originals without reward variance are left out too (the reference's
-        filter), unless none would remain. Families of discarded parents are dropped and counted; their
-        seeds free their ``max_seeds_per_step`` slots for waiting seeds of kept parents."""
+        filter), unless none would remain. With ``batch_order=arrival`` no started family has a parent
+        outside the batch; otherwise such families are dropped, counted, and their rollouts waited out."""
         rnd = self.round
         parents = {key.split("_")[0] for key in batch.keys}
         if self.filter_groups_metric is None:
             flat = {u for u in parents if u in rnd.originals and not rnd.keeps_original(u)}
             if flat and parents - flat:
                 drop_keys = [k for k in batch.keys if k.split("_")[0] in flat]
-                tq.kv_clear(partition_id=pid, keys=drop_keys)
+                tq.kv_clear(partition_id=TRAIN, keys=drop_keys)
                 pairs = [(k, t) for k, t in zip(batch.keys, batch.tags) if k.split("_")[0] not in flat]
-                batch = KVBatchMeta(partition_id=pid, keys=[k for k, _ in pairs], tags=[t for _, t in pairs])
+                batch = KVBatchMeta(partition_id=TRAIN, keys=[k for k, _ in pairs], tags=[t for _, t in pairs])
                 parents -= flat
                 rnd.counts["dropped/oqa_no_variance"] += len(flat)
         abandoned, admitted = rnd.restrict_to_parents(parents)
-        self._orphans.update(abandoned)
-        for t in admitted:
-            self._task_columns[t.uid] = self._parent_columns[t.parent_uid]
+        if abandoned:
+            logger.warning("SvS: %d task(s) of originals outside the batch are still running; waiting for "
+                           "them to end before the step ends", len(abandoned))
         if admitted:
             self._submit_tasks(admitted, [])
         return batch
 
-    def _correctness(self, pid: str, uids: Sequence[str], keys: dict[str, list[str]]) -> dict[str, list[bool]]:
+    def _fetch(self, uids: Sequence[str], keys: dict[str, list[str]], fields: list[str]) -> dict[str, list[dict]]:
+        """The one TransferQueue read of the poll: ``fields`` of the given groups' final outputs, per uid in
+        session order (a field the rollout did not store is left out of the rows)."""
         flat = [k for u in uids for k in keys[u]]
-        out: dict[str, list[bool]] = {u: [] for u in uids}
+        out: dict[str, list[dict]] = {u: [] for u in uids}
         if not flat:
             return out
-        data = tq.kv_batch_get(keys=flat, partition_id=pid, select_fields=["extra_fields", "rm_scores"])
-        for key, extra, rm in zip(flat, list(data["extra_fields"]), list(data["rm_scores"])):
-            info = _reward_extra_info(extra)
-            if "acc" in info:
-                ok = float(info["acc"]) > 0
-            else:  # a reward manager other than `svs`: fall back to a positive reward, counted
-                self.round.counts["acc_missing"] += 1
-                ok = float(rm.sum().item()) > 0
-            out[key.split("_")[0]].append(ok)
+        data = tq.kv_batch_get(keys=flat, partition_id=TRAIN, select_fields=fields)
+        columns = {}
+        for name in fields:
+            if name not in data.keys():
+                continue
+            values = data[name]
+            if isinstance(values, torch.Tensor):
+                values = values.unbind(0)
+            columns[name] = list(values)
+        for i, key in enumerate(flat):
+            out[key.split("_")[0]].append({name: getattr(col[i], "data", col[i]) for name, col in columns.items()})
         return out
 
-    def _responses(self, pid: str, uids: Sequence[str], keys: dict[str, list[str]]) -> dict[str, list[str]]:
-        flat = [k for u in uids for k in keys[u]]
-        out: dict[str, list[str]] = {u: [] for u in uids}
-        if not flat:
-            return out
-        data = tq.kv_batch_get(keys=flat, partition_id=pid, select_fields=["responses"])
-        for key, ids in zip(flat, data["responses"].unbind(0) if data["responses"].is_nested else data["responses"]):
-            out[key.split("_")[0]].append(self.host.svs_decode(ids.tolist()))
+    def _correctness(self, uids: Sequence[str], keys: dict[str, list[str]]) -> dict[str, list[bool]]:
+        out: dict[str, list[bool]] = {}
+        for uid, rows in self._fetch(uids, keys, ["extra_fields", "rm_scores"]).items():
+            out[uid] = []
+            for row in rows:
+                info = _reward_extra_info(row.get("extra_fields"))
+                if "acc" in info:
+                    out[uid].append(float(info["acc"]) > 0)
+                else:  # a reward manager other than `svs`: fall back to a positive reward, counted
+                    self.round.counts["acc_missing"] += 1
+                    out[uid].append(float(row["rm_scores"].sum().item()) > 0)
         return out
 
-    def _prompt_columns(self, pid: str, uids: Sequence[str], keys: dict[str, list[str]]) -> dict[str, dict]:
+    def _prompt_columns(self, uids: Sequence[str], keys: dict[str, list[str]]) -> dict[str, dict]:
         if not uids:
             return {}
         needed = {"raw_prompt", "reward_model", "extra_info", "data_source", "index"}
         fields = sorted((set(self.host.svs_prompt_columns()) - CONSUMED_BY_AGENT_LOOP) | needed)
-        first = [keys[u][0] for u in uids]
-        data = tq.kv_batch_get(keys=first, partition_id=pid, select_fields=fields)
-        cols: dict[str, dict] = {u: {} for u in uids}
-        for name in [f for f in fields if f in data.keys()]:  # a column the rollout did not store is skipped
-            values = data[name]
-            values = values.unbind(0) if isinstance(values, torch.Tensor) else list(values)
-            for uid, value in zip(uids, values):
-                cols[uid][name] = getattr(value, "data", value)
-        return cols
-
-    def _note_problem(self, cols: dict, seeds: int) -> None:
-        key = str(cols.get("index", cols.get("extra_info", {}).get("index", "?")))
-        stats = self.problem_stats.setdefault(key, [0, 0])
-        stats[0] += 1
-        stats[1] += seeds
+        first = {u: keys[u][:1] for u in uids}   # the prompt columns are the same in every session
+        return {u: (rows[0] if rows else {}) for u, rows in self._fetch(uids, first, fields).items()}
 
     # -- rows for the rollout ------------------------------------------------------------------------
     def _row(self, uid: str, parent_cols: dict, messages: list[dict], n: int, role: str, extra: dict) -> dict:
@@ -362,11 +403,11 @@ class SvsReplayBuffer(ReplayBuffer):
         return row
 
     def _synthesis_row(self, t: SynthesisTask) -> dict:
-        return self._row(t.uid, self._task_columns[t.uid], t.messages, t.n, "synthesis",
+        return self._row(t.uid, self._parent_columns[t.parent_uid], t.messages, t.n, "synthesis",
                          {"svs_parent_uid": t.parent_uid, "svs_seed_index": t.seed_index})
 
     def _solve_row(self, t: SolveTask) -> dict:
-        cols = self._task_columns[t.uid]
+        cols = self._parent_columns[t.parent_uid]
         original = cols.get("raw_prompt") or []
         system = [m for m in original if isinstance(m, dict) and m.get("role") == "system"]
         user = {"role": "user", "content": self.settings.solve_template.replace("{problem}", t.problem)}
@@ -375,30 +416,55 @@ class SvsReplayBuffer(ReplayBuffer):
                           "svs_problem": t.problem})
 
     # -- after verl's loop ---------------------------------------------------------------------------
-    def _finish_tail(self, pid: str) -> None:
-        """Wait for SvS work still in flight (replicas are still awake: we are inside ``sample``)."""
-        deadline = time.monotonic() + self.tail_timeout_s
+    def _tail_timeout(self, t_originals: float) -> float:
+        if self.tail_timeout_s is not None:
+            return self.tail_timeout_s
+        return max(TAIL_TIMEOUT_FLOOR_S, self.tail_timeout_factor * t_originals)
+
+    def _in_flight(self) -> list[str]:
+        """Tracked SvS groups (this step's and orphans) whose marker said pending or running at the last poll."""
+        return sorted(u for u in self._step_uids | set(self._orphans)
+                      if self._status.get(u) in ("pending", "running"))
+
+    def _finish_tail(self, t_originals: float) -> None:
+        """Wait for the SvS work still to come (replicas are still awake: we are inside ``sample``), then
+        until no SvS request of the step is in flight: verl cannot cancel a request (its client re-submits
+        aborted ones), so nothing may be left running when ``sample`` returns and the replicas sleep.
+
+        Past the tail timeout the round stops waiting for results (``abandon_outstanding``: those families
+        leave the update and start nothing more) and what still runs is waited out; past a second timeout
+        the rollout is taken as stuck and the step ends in a one-line error (the last checkpoint resumes)."""
+        timeout = self._tail_timeout(t_originals)
+        deadline = time.monotonic() + timeout
+        draining_since: float | None = None
         while True:
             self._sync_metadata_from_transfer_queue()
             outstanding = self.round.outstanding()
-            if not outstanding:
+            in_flight = self._in_flight()
+            now = time.monotonic()
+            if not outstanding and not in_flight:
                 return
-            if time.monotonic() > deadline:
-                logger.warning("SvS: %d task(s) still running after %.0f s; leaving them out of this update",
-                               len(outstanding), self.tail_timeout_s)
-                for uid in outstanding:
-                    self.round.fail(uid)
-                self.round.counts["tail_timeout"] += len(outstanding)
-                self._orphans.update(outstanding)
-                return
+            if outstanding and now > deadline:
+                logger.warning("SvS: %d task(s) still running %.0f s after the originals; leaving their families "
+                               "out of this update and waiting for their rollouts to end", len(outstanding), timeout)
+                self.round.abandon_outstanding("tail_timeout")
+                outstanding = []
+            if not outstanding and draining_since is None:
+                draining_since = now
+            if draining_since is not None and now - draining_since > timeout:
+                shown = ", ".join(in_flight[:3]) + (" ..." if len(in_flight) > 3 else "")
+                raise RuntimeError(
+                    f"SvS: {len(in_flight)} rollout group(s) still running {now - draining_since:.0f} s after the "
+                    f"step's SvS work was abandoned ({shown}); the rollout looks stuck. The last checkpoint is "
+                    "resumable (trainer.resume_mode=auto)")
             time.sleep(self.poll_interval)
 
-    def _append_svs_groups(self, pid: str, batch: KVBatchMeta, plan) -> tuple[KVBatchMeta, dict]:
+    def _append_svs_groups(self, batch: KVBatchMeta, plan) -> tuple[KVBatchMeta, dict]:
         rnd = self.round
         kept = [*plan.syntheses, *plan.solves]
         all_svs = self._svs_uids()
-        snapshot = dict(self.partitions[pid])
-        by_uid = self._keys_by_uid(pid, all_svs)
+        snapshot = dict(self.partitions[TRAIN])
+        by_uid = self._keys_by_uid(all_svs)
 
         # synthesis rewards -> rm_scores of the synthesis trajectories (the reward manager wrote 0 there);
         # rewards[j] belongs to the j-th session present, and every output of a session gets it
@@ -412,13 +478,18 @@ class SvsReplayBuffer(ReplayBuffer):
                 keys.append(key)
                 fields.append({"rm_scores": scores})
         if keys:
-            tq.kv_batch_put(keys=keys, partition_id=pid, fields=list_of_dict_to_tensordict(fields))
+            tq.kv_batch_put(keys=keys, partition_id=TRAIN, fields=list_of_dict_to_tensordict(fields))
 
-        # drop what the update does not use (prompt markers of all SvS groups, trajectories of unkept ones)
+        # the step boundary, measured in TransferQueue itself: SvS groups whose marker still says pending or
+        # running (must be 0), then what the update does not use is removed (prompt markers of all SvS
+        # groups, trajectories of unkept ones) and what is left of SvS beyond the batch is counted (must be 0)
+        census = (tq.kv_list(TRAIN) or {}).get(TRAIN, {})
+        tracked = self._step_uids | set(self._orphans)
+        in_flight = [u for u in tracked if census.get(u, {}).get("status") in ("pending", "running")]
         kept_set = set(kept)
         drop = [u for u in all_svs] + [k for u in all_svs - kept_set for k in by_uid.get(u, [])]
         if drop:
-            tq.kv_clear(partition_id=pid, keys=drop)
+            tq.kv_clear(partition_id=TRAIN, keys=drop)
 
         new_keys, new_tags = list(batch.keys), list(batch.tags)
         self.roles = {key.split("_")[0]: "oqa" for key in batch.keys}
@@ -427,6 +498,9 @@ class SvsReplayBuffer(ReplayBuffer):
             for key in sorted(by_uid[uid], key=_session_of):
                 new_keys.append(key)
                 new_tags.append(snapshot[key])
+        in_batch = set(new_keys)
+        left = [k for k in (tq.kv_list(TRAIN) or {}).get(TRAIN, {})
+                if k not in in_batch and (k.split("_")[0] in tracked or k.split("-")[0] in self.roles)]
 
         metrics = dict(plan.metrics)
         # counted from the batch itself (verl's selection decides which originals are in it)
@@ -434,12 +508,18 @@ class SvsReplayBuffer(ReplayBuffer):
         for role in ROLES:
             metrics[f"svs/tokens/{role}"] = float(self._gen_tokens[role])
             metrics[f"svs/samples/{role}"] = float(sum(1 for k in new_keys if self.roles[k.split("_")[0]] == role))
+        metrics["svs/step_end/inflight"] = float(len(in_flight))
+        metrics["svs/tq/keys"] = float(len(left))
+        metrics["svs/state/orphans"] = float(len(self._orphans))
+        if in_flight or left:
+            logger.error("SvS step boundary: %d SvS group(s) still in flight, %d SvS key(s) left in TransferQueue "
+                         "beyond the batch", len(in_flight), len(left))
         for name, value in rnd.counts.items():
             self.totals[name] += value
         metrics["svs/total/seeds"] = float(self.totals["seeds"])
         metrics["svs/total/accepted"] = float(self.totals["accepted"])
         self.totals["steps"] += 1
-        return KVBatchMeta(partition_id=pid, keys=new_keys, tags=new_tags), metrics
+        return KVBatchMeta(partition_id=TRAIN, keys=new_keys, tags=new_tags), metrics
 
     def _dump(self, step: int, records: list[dict]) -> None:
         if not self.dump_dir or not records:
@@ -454,18 +534,16 @@ class SvsReplayBuffer(ReplayBuffer):
 
     # -- checkpointing -------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        return {"version": 1, "totals": dict(self.totals), "problem_stats": self.problem_stats,
-                "round": self.round.state_dict() if self.round else None}
+        return {"version": 1, "totals": dict(self.totals)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        if state.get("version") != 1:
-            raise ValueError(f"unsupported SvS sampler state version {state.get('version')!r}")
-        self.totals = Counter(state["totals"])
-        self.problem_stats = {k: list(v) for k, v in state["problem_stats"].items()}
-        if state.get("round"):
-            # A checkpoint is only written between steps, so a round in flight means the save happened
-            # mid-sample (not possible with verl's sync schedule); its rollouts are gone with the process.
-            logger.warning("SvS: checkpoint holds an unfinished round; its pending tasks are not resumed")
+        if not isinstance(state, dict) or state.get("version") != 1:
+            raise ValueError(f"unsupported SvS sampler state version "
+                             f"{state.get('version') if isinstance(state, dict) else type(state).__name__!r}")
+        totals = state.get("totals")   # (older checkpoints also hold "problem_stats" and "round": unused)
+        if not isinstance(totals, dict) or not all(isinstance(v, (int, float)) for v in totals.values()):
+            raise ValueError("SvS sampler state: 'totals' must map counter names to numbers")
+        self.totals = Counter({str(k): int(v) for k, v in totals.items()})
 
 
 def _reward_extra_info(extra_fields: Any) -> dict:

@@ -19,8 +19,10 @@ lowercase, whitespace collapsed, trailing punctuation dropped) and problems foun
 eval files are dropped too, and listed in the same file with the row they repeat.
 
 Output: ``DIR/<name>.parquet`` (``DIR/<split>.parquet`` with ``--split``, e.g. ``data/math-12k/train.parquet``;
-one ``DIR/<data_source>.parquet`` per source with ``--split-by-source``), ``DIR/<name>.report.json`` and
-``DIR/<name>.rejected.jsonl``.
+one ``DIR/<data_source>.parquet`` per source with ``--split-by-source``: sources whose file names would
+collide get a hash suffix, listed in the report's ``output_by_source``), ``DIR/<name>.report.json`` and
+``DIR/<name>.rejected.jsonl``. Answers are checked as training checks them (``verify.ground_truth_text``):
+``Infinity``/``NaN``/``1e999`` numbers, the text ``None``, an empty box are invalid rows, never ground truths.
 
     svs-verl data prepare dapo-17k --src ../shared/data/dapo_math_17k.parquet --out data/dapo-17k --split train \\
         --dedup-against ../shared/data/math500_aime24_aime25.parquet
@@ -30,7 +32,9 @@ one ``DIR/<data_source>.parquet`` per source with ``--split-by-source``), ``DIR/
 
 from __future__ import annotations
 
+import hashlib
 import json
+import math
 import re
 import sys
 import time
@@ -140,15 +144,24 @@ def read_records(src: str, spec: Spec | None = None, hub_splits: tuple[str, ...]
                 if not line.strip():
                     continue
                 try:
-                    yield Record(row, json.loads(line), lineno)
-                except json.JSONDecodeError as exc:
-                    yield Record(row, line.rstrip("\n")[:500], lineno, f"not valid JSON ({exc.msg})")
+                    value = schema.loads_json(line)
+                except ValueError as exc:  # not JSON, nested too deeply, 1e999, NaN, a 301-digit integer
+                    yield Record(row, line.rstrip("\n")[:500], lineno, str(exc))
+                else:
+                    yield Record(row, value, lineno)
                 row += 1
     elif suffix == ".json":
+        text = path.read_bytes().decode("utf-8", "surrogateescape")
         try:  # undecodable bytes survive as lone surrogates; the rows holding them are rejected below
-            data = json.loads(path.read_bytes().decode("utf-8", "surrogateescape"))
-        except json.JSONDecodeError as exc:
-            raise SystemExit(f"{src}: not valid JSON (line {exc.lineno}: {exc.msg})") from None
+            data = schema.loads_json(text)
+        except ValueError as exc:
+            try:  # name the line for a syntax error
+                json.loads(text)
+            except json.JSONDecodeError as jexc:
+                raise SystemExit(f"{src}: not valid JSON (line {jexc.lineno}: {jexc.msg})") from None
+            except (ValueError, RecursionError):
+                pass
+            raise SystemExit(f"{src}: {exc}") from None
         if isinstance(data, dict):
             lists = [k for k, v in data.items() if isinstance(v, list)]
             if len(lists) != 1:
@@ -263,8 +276,9 @@ def _answer_value(value: Any, name: str) -> str:
         raise BadRow(name, f"field '{name}' holds {len(value)} answers, expected one")
     if isinstance(value, bool) or not isinstance(value, (str, int, float)):
         raise BadRow(name, f"field '{name}' is {type(value).__name__}, expected a string or number")
-    if isinstance(value, float) and value != value:
-        raise BadRow(name, f"field '{name}' is NaN")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise BadRow(name, f"field '{name}' is {value}, not a finite number")  # never the ground truth 'inf'
+
     text = bare_answer(str(value)) if isinstance(value, str) else (str(int(value)) if float(value).is_integer()
                                                                      else repr(value))
     if not text:
@@ -305,6 +319,10 @@ def convert(value: Any, spec: Spec, opts: Options) -> tuple[dict, str]:
     pkeys = (opts.problem_key,) if opts.problem_key else spec.problem_keys
     akeys = (opts.answer_key,) if opts.answer_key else spec.answer_keys
     pk, pv = _field(value, pkeys)
+    if pk is None and isinstance(value.get("prompt"), str) and not opts.problem_key:
+        raise BadRow("prompt", "field 'prompt' is a string, not chat messages: a verl row's prompt is a list "
+                     "[{\"role\": \"user\", \"content\": ...}]; to read the string as the problem, pass "
+                     "--problem-key prompt" + ("" if "reward_model" in value else " (and --answer-key if needed)"))
     if pk is None:
         raise BadRow(pkeys[0], f"missing field '{pkeys[0]}'" + (f" (also looked for {', '.join(pkeys[1:])})"
                                                                  if len(pkeys) > 1 else ""))
@@ -325,6 +343,7 @@ def convert(value: Any, spec: Spec, opts: Options) -> tuple[dict, str]:
         answer = bare_answer(boxed)
     if len(answer) > MAX_ANSWER_CHARS:
         raise BadRow(ak or "answer", f"answer longer than {MAX_ANSWER_CHARS} characters")
+    _verifiable(answer, ak or "answer")
     extra = {"source_row": None}
     _, sol = _field(value, spec.solution_keys)
     if isinstance(sol, str) and sol.strip():
@@ -332,6 +351,16 @@ def convert(value: Any, spec: Spec, opts: Options) -> tuple[dict, str]:
     row = schema.make_row(opts.data_source or spec.data_source, problem, answer, split="", index=0,
                           instruction=opts.instruction, extra=extra)
     return row, problem
+
+
+def _verifiable(answer: str, name: str) -> None:
+    """Refuse an answer the verifier cannot check (training and eval would score every response 0 on it):
+    the text of a missing value (``None``, ``nan``), an empty box, ... (``verify.ground_truth_text``)."""
+    from ..verify import ground_truth_text
+
+    text, why = ground_truth_text(answer)
+    if text is None:
+        raise BadRow(name, f"field '{name}': {why}")
 
 
 def _convert_verl(value: dict, spec: Spec, opts: Options) -> tuple[dict, str]:
@@ -342,6 +371,8 @@ def _convert_verl(value: dict, spec: Spec, opts: Options) -> tuple[dict, str]:
         if isinstance(gt, (int, float)) and not isinstance(gt, bool):
             rm = {**rm, "ground_truth": _answer_value(gt, "reward_model.ground_truth")}
         row["reward_model"] = {"ground_truth": rm.get("ground_truth"), "style": rm.get("style", "rule")}
+        if isinstance(rm.get("ground_truth"), str) and rm["ground_truth"].strip():
+            _verifiable(rm["ground_truth"], "reward_model.ground_truth")
     row.setdefault("ability", "math")
     prompt = row.get("prompt")
     if prompt is not None and not isinstance(prompt, list) and hasattr(prompt, "tolist"):
@@ -452,6 +483,22 @@ def _safe_name(text: str) -> str:
     return re.sub(r"[^\w.\-]+", "_", text).strip("_") or "unnamed"
 
 
+def source_file_names(sources: list[str]) -> dict[str, str]:
+    """data_source -> its own ``.parquet`` file name for ``--split-by-source``. Names that would collide
+    (``a/b`` and ``a_b``, or ``AIME`` and ``aime`` on a case-insensitive disk) each get a short hash of the
+    full source, so two sources are never merged into one file."""
+    distinct = list(dict.fromkeys(sources))
+    safe = {s: _safe_name(s) for s in distinct}
+    clash = Counter(v.casefold() for v in safe.values())
+    out = {}
+    for s in distinct:
+        stem = safe[s]
+        if clash[stem.casefold()] > 1:
+            stem = f"{stem}-{hashlib.sha1(s.encode('utf-8', 'surrogateescape')).hexdigest()[:8]}"
+        out[s] = f"{stem}.parquet"
+    return out
+
+
 def prepare(name: str, src: str | None, *, opts: Options, dedup_against: list[str] = (),
             split_by_source: bool = False, hub_splits: tuple[str, ...] | None = None) -> Result:
     """Convert, validate and deduplicate one dataset (nothing is written here; see ``write``)."""
@@ -511,8 +558,9 @@ def prepare(name: str, src: str | None, *, opts: Options, dedup_against: list[st
 
     outputs: dict[str, list[dict]] = {}
     output = f"{_safe_name(opts.split)}.parquet" if opts.split else f"{name}.parquet"
+    source_files = source_file_names([r["data_source"] for r, _ in kept]) if split_by_source else {}
     for row, _ in kept:
-        fname = f"{_safe_name(row['data_source'])}.parquet" if split_by_source else output
+        fname = source_files[row["data_source"]] if split_by_source else output
         bucket = outputs.setdefault(fname, [])
         row["extra_info"]["index"] = len(bucket)
         row["extra_info"]["split"] = split
@@ -529,6 +577,7 @@ def prepare(name: str, src: str | None, *, opts: Options, dedup_against: list[st
         "dedup_against": per_file,
         "prompts_without_instruction": bare_prompts,
         "outputs": {f: len(rows) for f, rows in outputs.items()},
+        **({"output_by_source": dict(sorted(source_files.items()))} if split_by_source else {}),
         "by_source": dict(sorted(Counter(r["data_source"] for r, _ in kept).items())),
         "first_invalid": [{k: r[k] for k in ("row", "line", "field", "reason") if k in r}
                           for r in rejected if r["kind"] == "invalid"][:10],

@@ -27,7 +27,9 @@ Splits share no problem: each family's distinct problems are dealt out to val an
 and ``build`` checks the three splits for shared problems before anything is written. Val and test hold
 each problem once; train cycles through a small family (arith-l1 has 145 problems) when asked for more rows
 than it has, like extra epochs, and the summary shows rows and distinct problems. The same arguments
-always give the same files, byte for byte.
+always give the same files, byte for byte. Train + val hold at most ``MAX_ROWS`` rows (larger sets only
+repeat the small families; use ``data prepare``); a build of ``PROGRESS_ROWS`` or more prints an estimate
+and a line per family on stderr.
 
     svs-verl data quickstart --out data/quickstart [--seed 0] [--n-train 512] [--n-val 64] [--n-test N]
                              [--mix arith-l1=0.6,arith-l2=0.1,arith-l3=0.05,arith-word=0.1,gsm-symbolic=0.15]
@@ -36,7 +38,9 @@ always give the same files, byte for byte.
 from __future__ import annotations
 
 import importlib.metadata
+import math
 import random
+import time
 import sys
 from collections import Counter
 from dataclasses import dataclass, field
@@ -48,6 +52,11 @@ from . import schema
 PREFIX = "quickstart/"
 DEFAULT_MIX = {"arith-l1": 0.6, "arith-l2": 0.1, "arith-l3": 0.05, "arith-word": 0.1, "gsm-symbolic": 0.15}
 DEFAULT_N_TRAIN, DEFAULT_N_VAL = 512, 64
+# 100,000 train rows took 76 s (`time svs-verl data quickstart --n-train 100000 --n-test 0`, 2 shared cores)
+SECONDS_PER_1K_ROWS = 0.8
+MAX_ROWS = 500_000            # train + val; 20,000,000 ran for hours with no output
+PROGRESS_ROWS = 20_000        # builds this large print an estimate and a line per family
+FAMILY_PROBLEMS = 145 + 8_100 + 4_005 + 361   # arith-l1, -l2, -l3, -word
 CHAMP_SOURCE = PREFIX + "champ"
 # measured on SmolLM2-135M-Instruct with vLLM, n=8, T=1, last_number (see the module docstring):
 # (mean accuracy, share of 8-sample groups in the underperforming band)
@@ -157,7 +166,7 @@ def parse_mix(text: str) -> dict[str, float]:
         name, eq, value = part.partition("=")
         name = name.strip()
         if name not in FAMILIES:
-            raise SystemExit(f"--mix: unknown family {name!r}; known: {', '.join(FAMILIES)}")
+            raise SystemExit(f"--mix: unknown family {_short(name)}; known: {', '.join(FAMILIES)}")
         if name in mix:
             raise SystemExit(f"--mix: {name} given twice")
         try:
@@ -165,21 +174,33 @@ def parse_mix(text: str) -> dict[str, float]:
         except ValueError:
             weight = float("nan")
         if not weight >= 0 or weight == float("inf"):
-            raise SystemExit(f"--mix: {part.strip()!r} needs a weight >= 0, e.g. {name}=0.5")
+            raise SystemExit(f"--mix: {_short(part.strip())} needs a finite weight >= 0, e.g. {name}=0.5")
         mix[name] = weight
-    total = sum(mix.values())
-    if total <= 0:
-        raise SystemExit(f"--mix {text!r}: give at least one family a positive weight")
-    return {k: v / total for k, v in mix.items() if v > 0}
+    top = max(mix.values(), default=0.0)
+    if not top > 0:
+        raise SystemExit(f"--mix {_short(text)}: give at least one family a positive weight")
+    scaled = {k: v / top for k, v in mix.items()}   # in [0, 1]: their sum cannot overflow (1e308 + 1e308 did)
+    total = sum(scaled.values())
+    return {k: v / total for k, v in scaled.items() if v > 0}
 
 
 def allocate(n: int, mix: dict[str, float]) -> dict[str, int]:
     """Split ``n`` rows over the families by weight (largest remainder: the counts sum to ``n``)."""
-    exact = {k: n * w for k, w in mix.items()}
+    total = sum(mix.values())
+    if not mix or not math.isfinite(total) or total <= 0 or any(not math.isfinite(w) or w < 0 for w in mix.values()):
+        raise SystemExit(f"--mix: weights {mix} cannot be normalised (each must be finite and >= 0, one > 0)")
+    exact = {k: n * w / total for k, w in mix.items()}
     counts = {k: int(v) for k, v in exact.items()}
     for k in sorted(exact, key=lambda k: (counts[k] - exact[k], list(mix).index(k)))[: n - sum(counts.values())]:
         counts[k] += 1
+    if sum(counts.values()) != n:  # never fewer (or more) rows than asked, quietly
+        raise RuntimeError(f"quickstart: allocating {n} rows over {mix} gave {sum(counts.values())}")
     return counts
+
+
+def _short(value: object, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + f"... ({len(text)} chars)"
 
 
 # -- building -------------------------------------------------------------------------------------------
@@ -226,11 +247,23 @@ def check_disjoint(splits: dict[str, list[dict]]) -> None:
 
 
 def build(seed: int = 0, n_train: int = DEFAULT_N_TRAIN, n_val: int = DEFAULT_N_VAL, n_test: int | None = None,
-          mix: dict[str, float] | None = None) -> Built:
-    """All rows of the three splits, plus the manifest. Deterministic in its arguments."""
+          mix: dict[str, float] | None = None, progress: bool = False) -> Built:
+    """All rows of the three splits, plus the manifest. Deterministic in its arguments. At most ``MAX_ROWS``
+    train + val rows; ``progress``: an estimate up front and a line per family on stderr for large builds."""
     mix = dict(DEFAULT_MIX if mix is None else mix)
     if n_train < 1 or n_val < 0 or (n_test is not None and n_test < 0):
         raise SystemExit("quickstart: need --n-train >= 1, --n-val >= 0, --n-test >= 0")
+    if n_train + n_val > MAX_ROWS:
+        raise SystemExit(f"quickstart: --n-train {n_train} + --n-val {n_val} rows is over the {MAX_ROWS} this "
+                         f"command builds (about {SECONDS_PER_1K_ROWS * (n_train + n_val) / 1000 / 60:.0f} min at "
+                         f"the measured ~{SECONDS_PER_1K_ROWS} s per 1,000 rows; the families hold about "
+                         f"{FAMILY_PROBLEMS:,} distinct problems besides gsm-symbolic, so more rows only repeat them). "
+                         f"For a large set use `svs-verl data prepare`")
+    say = (lambda msg: print(f"svs-verl data quickstart: {msg}", file=sys.stderr, flush=True)) \
+        if progress and n_train + n_val >= PROGRESS_ROWS else (lambda msg: None)
+    say(f"building {n_train + n_val} rows, about {SECONDS_PER_1K_ROWS * (n_train + n_val) / 1000:.0f} s "
+        f"(~{SECONDS_PER_1K_ROWS} s per 1,000 rows measured)")
+    t0 = time.monotonic()
     want_train, want_val = allocate(n_train, mix), allocate(n_val, mix)
     gsm = GsmStats()
     notes: list[str] = []
@@ -256,6 +289,7 @@ def build(seed: int = 0, n_train: int = DEFAULT_N_TRAIN, n_val: int = DEFAULT_N_
                 notes.append(f"{fam}: train repeats its {len(train_pool)} problems to fill {rt} rows")
         chosen["val"] += val
         chosen["train"] += _cycle(train_pool, rt, rng) if rt > len(train_pool) else train_pool[:rt]
+        say(f"{fam}: {rt + rv} rows drawn ({time.monotonic() - t0:.0f} s)")
 
     splits: dict[str, list[dict]] = {}
     for split in ("train", "val"):
@@ -291,6 +325,7 @@ def build(seed: int = 0, n_train: int = DEFAULT_N_TRAIN, n_val: int = DEFAULT_N_
                       "duplicates": len(problems) - len(seen), "used": len(unique),
                       "dropped": dict(sorted(Counter(r.split(":")[0] for r in dropped.values()).items()))}
 
+    say(f"rows built ({time.monotonic() - t0:.0f} s); checking the splits share no problem")
     check_disjoint(splits)
     for split, rows in splits.items():
         for row in rows:
@@ -383,7 +418,8 @@ def run(args) -> int:
     if out.exists() and not out.is_dir():
         raise SystemExit(f"--out {out}: exists and is not a directory")
     mix = parse_mix(args.mix) if args.mix else None
-    built = build(seed=args.seed, n_train=args.n_train, n_val=args.n_val, n_test=args.n_test, mix=mix)
+    built = build(seed=args.seed, n_train=args.n_train, n_val=args.n_val, n_test=args.n_test, mix=mix,
+                  progress=True)
     files = write(built, args.out)
     print(summary(built, files))
     sys.stdout.flush()

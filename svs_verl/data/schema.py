@@ -17,6 +17,7 @@ bytes depend only on the rows (``write_parquet``). Nothing to run here; see ``sv
 from __future__ import annotations
 
 import json
+import math
 import re
 from pathlib import Path
 from typing import Any, Iterable, Sequence
@@ -34,6 +35,47 @@ DAPO_SUFFIX = 'Remember to put your answer on its own line after "Answer:".'
 KNOWN_INSTRUCTIONS = (BOXED_INSTRUCTION, LAST_NUMBER_INSTRUCTION, DAPO_PREFIX, DAPO_SUFFIX)
 
 VERL_COLUMNS = ("data_source", "prompt", "ability", "reward_model", "extra_info")
+
+MAX_JSON_INT_DIGITS = 300  # a JSON integer longer than this is no count, index or answer svs-verl reads
+
+
+class JsonInputError(ValueError):
+    """A JSON text svs-verl refuses to read: not JSON, nested deeper than the parser can go, a number out of
+    range (``1e999``, a 301-digit integer) or ``NaN``/``Infinity`` where a finite number is needed."""
+
+
+def loads_json(text: str | bytes, allow_nonfinite: bool = False) -> Any:
+    """``json.loads`` for files a user hands svs-verl, with every failure a ``JsonInputError`` (a ValueError)
+    whose message is one short clause: deep nesting (``RecursionError`` in ``json``), numbers that overflow
+    (a float that parses to inf, integers over ``MAX_JSON_INT_DIGITS`` digits: ``OverflowError`` later), and
+    ``NaN``/``Infinity`` unless ``allow_nonfinite`` (verl's metric logs write them)."""
+
+    def parse_float(token: str) -> float:
+        value = float(token)
+        if not allow_nonfinite and not math.isfinite(value):
+            raise JsonInputError(f"number {token[:30]} is out of range")
+        return value
+
+    def parse_int(token: str) -> int:
+        if len(token.lstrip("-")) > MAX_JSON_INT_DIGITS:
+            raise JsonInputError(f"a {len(token)}-digit integer is out of range")
+        return int(token)
+
+    def parse_constant(token: str) -> float:
+        if not allow_nonfinite:
+            raise JsonInputError(f"{token} is not a finite number")
+        return float(token)
+
+    try:
+        return json.loads(text, parse_float=parse_float, parse_int=parse_int, parse_constant=parse_constant)
+    except JsonInputError:
+        raise
+    except RecursionError:
+        raise JsonInputError("nested too deeply to read") from None
+    except json.JSONDecodeError as exc:
+        raise JsonInputError(f"not valid JSON ({exc.msg} at column {exc.colno})") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise JsonInputError(f"not valid JSON ({' '.join(str(exc).split())[:120]})") from None
 
 
 def wrap(problem: str, instruction: str | None, sep: str = "\n") -> str:

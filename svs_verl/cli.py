@@ -10,14 +10,16 @@ import sys
 from collections import Counter, OrderedDict
 from pathlib import Path
 
+from .argtypes import short
+
 
 def _ks(text: str) -> list[int]:
     try:
         ks = [int(x) for x in text.split(",") if x.strip()]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"--k must be comma-separated integers, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"--k must be comma-separated integers, got {short(text)}") from None
     if not ks or any(k < 1 for k in ks):
-        raise argparse.ArgumentTypeError(f"--k must list positive integers, got {text!r}")
+        raise argparse.ArgumentTypeError(f"--k must list positive integers, got {short(text)}")
     return ks
 
 
@@ -25,9 +27,9 @@ def _positive_seconds(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds > 0, got {text!r}") from None
+        raise argparse.ArgumentTypeError(f"expected a number of seconds > 0, got {short(text)}") from None
     if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a number of seconds > 0, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected a number of seconds > 0, got {short(text)}")
     return value
 
 
@@ -47,11 +49,18 @@ def _utf8(raw: bytes, where: str) -> str:
         raise SystemExit(f"{where}: not valid UTF-8 (byte 0x{raw[exc.start]:02x} at position {exc.start})") from None
 
 
+def _json_short(value: object, limit: int = 40) -> str:
+    text = json.dumps(value)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
 def read_samples(path: Path, merge_ids: bool = False) -> "OrderedDict[str, list[bool]]":
     """Per-problem correctness from a JSONL file of ``{"problem_id": ..., "correct": bool}`` lines.
 
     Problem ids are compared as text; ids that read the same but differ in JSON type (``1`` and ``"1"``) are
     an error naming both lines unless ``merge_ids``."""
+    from .data.schema import loads_json
+
     per_problem: OrderedDict[str, list[bool]] = OrderedDict()
     first: dict[str, tuple[object, int]] = {}     # id as text -> (the id as written, its first line)
     _input_file(Path(path), "--samples")
@@ -61,19 +70,21 @@ def read_samples(path: Path, merge_ids: bool = False) -> "OrderedDict[str, list[
             if not line.strip():
                 continue
             try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise SystemExit(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
+                row = loads_json(line)
+            except ValueError as exc:  # not JSON, nested too deeply, a number out of range
+                raise SystemExit(f"{path}:{lineno}: {exc}") from None
             if not isinstance(row, dict) or "problem_id" not in row or "correct" not in row:
                 raise SystemExit(f"{path}:{lineno}: expected an object with 'problem_id' and 'correct'")
             if not isinstance(row["correct"], bool):
-                raise SystemExit(f"{path}:{lineno}: 'correct' must be true or false, got {row['correct']!r}")
+                raise SystemExit(f"{path}:{lineno}: 'correct' must be true or false, got {_json_short(row['correct'])}")
             pid = row["problem_id"]
+            if isinstance(pid, bool) or not isinstance(pid, (str, int, float)):
+                raise SystemExit(f"{path}:{lineno}: 'problem_id' must be a string or number, got {_json_short(pid)}")
             key = str(pid)
             seen, seen_line = first.setdefault(key, (pid, lineno))
             if type(seen) is not type(pid) and not merge_ids:
-                raise SystemExit(f"{path}:{lineno}: problem_id {json.dumps(pid)} and {json.dumps(seen)} (line "
-                                 f"{seen_line}) read as the same problem {key!r}; make the ids consistent, or pass "
+                raise SystemExit(f"{path}:{lineno}: problem_id {_json_short(pid)} and {_json_short(seen)} (line "
+                                 f"{seen_line}) read as the same problem {_json_short(key)}; make the ids consistent, or pass "
                                  f"--merge-ids to count them as one problem")
             per_problem.setdefault(key, []).append(row["correct"])
     return per_problem

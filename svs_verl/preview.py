@@ -28,6 +28,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from .argtypes import short
+
 CPU_MAX_TOKENS = 64
 
 
@@ -53,7 +55,7 @@ def load_settings(config: str, overrides: list[str]) -> dict[str, Any]:
         config_dir, name = configs_dir(), config
         if not (config_dir / f"{name}.yaml").is_file():
             known = sorted(p.stem for p in config_dir.glob("*.yaml"))
-            raise SystemExit(f"svs-verl preview: no config {name!r}; built-in configs: {known}")
+            raise SystemExit(f"svs-verl preview: no config {short(name)}; built-in configs: {known}")
     try:
         with initialize_config_dir(config_dir=str(config_dir), version_base=None):
             cfg = compose(config_name=name, overrides=overrides)

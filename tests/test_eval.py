@@ -175,7 +175,8 @@ def test_eval_end_to_end_resume_and_refusals(tmp_path, tiny_trained_model, capsy
     assert bench["benchmark"] == "arith" and bench["n_problems"] == len(PAIRS) and bench["samples_per_problem"] == N
     assert bench["n_bad_rows"] == 1
     assert results["bad_rows"] == [{"file": str(data), "row": 5, "data_source": "arith",
-                                    "reason": "no ground truth (reward_model.ground_truth)"}]
+                                    "reason": "no ground truth (reward_model.ground_truth)", "bad_ground_truth": True}]
+    assert bench["n_bad_ground_truth"] == 1
     per = {}
     for s in samples:
         per.setdefault(s["problem_id"], []).append(s["correct"])

@@ -84,7 +84,7 @@ def test_a_pair_too_long_for_the_inline_path_is_verified_in_a_worker(monkeypatch
 
 @pytest.mark.parametrize("value, why", [
     (None, "null"), (float("nan"), "not a finite"), (float("inf"), "not a finite"), (True, "bool"),
-    ("", "empty"), ("   ", "empty"), ("None", "missing value"), ("nan", "missing value"),
+    ("", "empty"), ("   ", "empty ground truth"), ("None", "missing value"), ("nan", "missing value"),
     ({"a": 1}, "dict"), ([1, 2], "list of 2"), ([], "list of 0"), (r"\boxed{}", "empty answer"),
     ("\\boxed{" + "1" * (rules.MAX_ANSWER_CHARS + 5) + "}", "characters long"),
 ])

@@ -46,6 +46,7 @@ from typing import Any, Iterator
 from ..core.guards import bare_answer
 from ..verify.rules import MAX_ANSWER_CHARS, last_boxed
 from . import schema
+from ..argtypes import short
 
 
 @dataclass(frozen=True)
@@ -504,7 +505,7 @@ def prepare(name: str, src: str | None, *, opts: Options, dedup_against: list[st
     """Convert, validate and deduplicate one dataset (nothing is written here; see ``write``)."""
     spec = SPECS.get(name)
     if spec is None:
-        raise SystemExit(f"unknown dataset {name!r}; known: {', '.join(SPECS)}")
+        raise SystemExit(f"unknown dataset {short(name)}; known: {', '.join(SPECS)}")
     src = src or spec.hub
     if not src:
         raise SystemExit(f"{name}: give --src FILE_OR_HUB_ID")
@@ -538,7 +539,7 @@ def prepare(name: str, src: str | None, *, opts: Options, dedup_against: list[st
             reason = f"duplicate of row {first_row}"
             if first_answer != answer:
                 conflicts += 1
-                reason += f" (its answer {first_answer!r} differs from {answer!r})"
+                reason += f" (its answer {short(first_answer)} differs from {short(answer)})"
             rejected.append({**where, "kind": "duplicate", "reason": reason, "problem": _excerpt(problem, 200)})
             continue
         seen[key] = (rec.row, answer)

@@ -22,6 +22,8 @@ import re
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
+from ..argtypes import short
+
 # The paper's (DAPO-style) instruction, appended to every problem by `data prepare` unless told otherwise.
 BOXED_INSTRUCTION = "Please reason step by step, and put your final answer within \\boxed{}."
 # The one format the embedded SmolLM2-135M answers at all (its accuracy is ~0 when asked for \boxed{} or
@@ -161,7 +163,7 @@ def row_errors(row: Any) -> list[str]:
                 errors.append(f"prompt[{i}] is {type(msg).__name__}, expected {{role, content}}")
                 continue
             if msg.get("role") not in ("system", "user", "assistant"):
-                errors.append(f"prompt[{i}].role is {msg.get('role')!r}, expected system/user/assistant")
+                errors.append(f"prompt[{i}].role is {short(msg.get('role'))}, expected system/user/assistant")
             err = _nonempty_str(msg.get("content"), f"prompt[{i}].content")
             if err:
                 errors.append(err)
@@ -176,7 +178,7 @@ def row_errors(row: Any) -> list[str]:
         if err:
             errors.append(err)
         if rm.get("style", "rule") != "rule":
-            errors.append(f"reward_model.style is {rm.get('style')!r}, expected 'rule'")
+            errors.append(f"reward_model.style is {short(rm.get('style'))}, expected 'rule'")
     info = row.get("extra_info")
     if info is not None and not isinstance(info, dict):
         errors.append(f"extra_info is {type(info).__name__}, expected an object")

@@ -69,15 +69,15 @@ def sample_seed(seed: int, key: object, j: int) -> int:
 def _check_args(prompts, n: int, temperature: float, top_p: float, max_tokens: int,
                 sample_seeds: Sequence[Sequence[int]] | None) -> None:
     if sample_seeds is None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
-        raise ValueError(f"generate: n must be a positive int, got {n!r}")
+        raise ValueError(f"generate: n must be a positive int, got {str(n)[:40]}")
     if sample_seeds is not None and len(sample_seeds) != len(prompts):
         raise ValueError(f"generate: {len(prompts)} prompts but {len(sample_seeds)} seed lists")
     if not temperature >= 0:
-        raise ValueError(f"generate: temperature must be >= 0, got {temperature!r}")
+        raise ValueError(f"generate: temperature must be >= 0, got {str(temperature)[:40]}")
     if not 0 < top_p <= 1:
-        raise ValueError(f"generate: top_p must be in (0, 1], got {top_p!r}")
+        raise ValueError(f"generate: top_p must be in (0, 1], got {str(top_p)[:40]}")
     if isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
-        raise ValueError(f"generate: max_tokens must be a positive int, got {max_tokens!r}")
+        raise ValueError(f"generate: max_tokens must be a positive int, got {str(max_tokens)[:40]}")
 
 
 def _requests(prompts, n, seed, sample_seeds) -> list[tuple[int, int, int]]:
@@ -310,7 +310,7 @@ class VllmGenerator:
         from vllm import LLM
 
         if entropy not in ("exact", "none"):
-            raise ValueError(f"VllmGenerator: entropy must be 'exact' or 'none', got {entropy!r}")
+            raise ValueError(f"VllmGenerator: entropy must be 'exact' or 'none', got {str(entropy)[:40]!r}")
         self.model_path, self.entropy_mode, self.trust_remote_code = model, entropy, trust_remote_code
         self.llm = LLM(model=model, tensor_parallel_size=tensor_parallel_size, dtype=dtype,
                        gpu_memory_utilization=gpu_memory_utilization, max_model_len=max_model_len,
@@ -368,7 +368,7 @@ def load_generator(model: str, backend: str = "auto", **kw) -> Generator:
     constructor; ones it does not take are ignored with a log line (so callers can pass both backends'
     options, e.g. ``batch_size`` and ``gpu_memory_utilization``)."""
     if backend not in ("auto", "vllm", "transformers"):
-        raise ValueError(f"unknown backend {backend!r}: auto, vllm or transformers")
+        raise ValueError(f"unknown backend {str(backend)[:40]!r}: auto, vllm or transformers")
     if backend == "auto":
         backend = "vllm" if vllm_usable() else "transformers"
     elif backend == "vllm" and not vllm_usable():

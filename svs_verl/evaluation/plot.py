@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Iterable
 
 from ..core import k_ladder, mean_pass_at_k_counts
+from ..data.schema import loads_json
 
 ACCURACY_KEYS = {"svs/oqa/acc_mean": "OQA accuracy (original problems)",
                  "svs/spa/acc_mean": "SPA accuracy (variational problems)",
@@ -40,7 +41,7 @@ ACCURACY_KEYS = {"svs/oqa/acc_mean": "OQA accuracy (original problems)",
 ENTROPY_KEYS = {"svs/entropy/oqa": "OQA", "svs/entropy/vps": "VPS", "svs/entropy/spa": "SPA",
                 "actor/entropy": "actor/entropy (all)"}
 VAL_KEY = re.compile(r"^val-core/(?P<source>.+)/acc/(?P<metric>(?:mean|pass)@\d+)$")
-STEP_LINE = re.compile(r"(?:^|[\s)])step:(\d+) - (.*)$")
+STEP_LINE = re.compile(r"(?:^|[\s)])step:(\d{1,18}) - (.*)$")
 # console values: 0.5, -1e-3, nan, inf, or a repr such as np.float64(0.5) / np.True_ / tensor(0.5)
 _WRAPPED = re.compile(r"^[\w.]+\((.*)\)$")
 
@@ -54,21 +55,74 @@ def _figure(**kw):
 
 
 # --------------------------------------------------------------------------------------------- pass@k
-def jsonl_objects(path: Path) -> Iterable[dict]:
-    """The JSON objects of a JSONL file, skipping a line cut short by a crash (read only: the file is left as is)."""
-    with open(path, encoding="utf-8") as fh:
-        for line in fh:
+def jsonl_lines(path: Path) -> Iterable[tuple[int, dict]]:
+    """(line number, object) of each JSON object line of a JSONL file; a line that is not one (cut short by a
+    crash, nested too deeply, a number out of range) is skipped. Read only: the file is left as it is."""
+    with open(path, encoding="utf-8", errors="surrogateescape") as fh:
+        for lineno, line in enumerate(fh, 1):
             try:
-                row = json.loads(line)
+                row = loads_json(line)
             except ValueError:
                 continue
             if isinstance(row, dict):
-                yield row
+                yield lineno, row
 
 
-def _read_rows(path: Path) -> Iterable[dict]:
-    """Sample rows of an ``svs-verl eval`` samples file."""
-    return (r for r in jsonl_objects(path) if "problem_id" in r and "sample_index" in r and "correct" in r)
+def jsonl_objects(path: Path) -> Iterable[dict]:
+    """The JSON objects of a JSONL file, skipping a line cut short by a crash (read only: the file is left as is)."""
+    return (row for _, row in jsonl_lines(path))
+
+
+def _read_rows(path: Path) -> Iterable[tuple[str, int, bool]]:
+    """(problem_id, sample_index, correct) of the sample rows of an ``svs-verl eval`` samples file; a row
+    with one of them missing or of the wrong type stops with the file, line and field."""
+    for lineno, r in jsonl_lines(path):
+        if "problem_id" not in r and "sample_index" not in r and "correct" not in r:
+            continue  # not a sample row
+        for key, ok, want in (("problem_id", isinstance(r.get("problem_id"), str), "a string"),
+                              ("sample_index", _count(r.get("sample_index")), "a non-negative integer"),
+                              ("correct", isinstance(r.get("correct"), bool), "true or false")):
+            if not ok:
+                raise SystemExit(f"{path}:{lineno}: field '{key}' must be {want}, got {_shown(r.get(key))}")
+        yield r["problem_id"], r["sample_index"], r["correct"]
+
+
+def _count(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _shown(value, limit: int = 40) -> str:
+    text = json.dumps(value) if value is not None else "nothing"
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _results(res_path: Path) -> dict:
+    """``results.json`` of an eval run, checked field by field (a hand-edited file is one error line)."""
+    try:
+        results = loads_json(res_path.read_bytes())
+    except ValueError as exc:
+        raise SystemExit(f"{res_path}: unreadable results ({exc})") from None
+    if not isinstance(results, dict):
+        raise SystemExit(f"{res_path}: expected a JSON object, got {type(results).__name__}")
+    cfg = results.get("config")
+    if not isinstance(cfg, dict) or not _count(cfg.get("n")) or cfg["n"] < 1:
+        raise SystemExit(f"{res_path}: field 'config.n' must be a positive integer, "
+                         f"got {_shown(cfg.get('n') if isinstance(cfg, dict) else cfg)}")
+    benchmarks = results.get("benchmarks")
+    if not isinstance(benchmarks, list):
+        raise SystemExit(f"{res_path}: field 'benchmarks' must be a list, got {_shown(benchmarks)}")
+    for i, b in enumerate(benchmarks):
+        if not isinstance(b, dict):
+            raise SystemExit(f"{res_path}: benchmarks[{i}] must be an object, got {_shown(b)}")
+        for key in ("benchmark", "samples_file"):
+            if not isinstance(b.get(key), str) or not b[key]:
+                raise SystemExit(f"{res_path}: field 'benchmarks[{i}].{key}' must be a non-empty string, "
+                                 f"got {_shown(b.get(key))}")
+        ppc = b.get("per_problem_correct")
+        if ppc is not None and not isinstance(ppc, dict):
+            raise SystemExit(f"{res_path}: field 'benchmarks[{i}].per_problem_correct' must be an object, "
+                             f"got {_shown(ppc)}")
+    return results
 
 
 def passk_curves(run: Path) -> tuple[dict[str, dict[int, float]], dict[str, int]]:
@@ -78,15 +132,11 @@ def passk_curves(run: Path) -> tuple[dict[str, dict[int, float]], dict[str, int]
     if not res_path.is_file():
         raise SystemExit(f"{run}: no results.json (not an `svs-verl eval` output directory, or the run has "
                          f"not finished: rerun it to resume)")
-    try:
-        results = json.loads(res_path.read_text(encoding="utf-8"))
-        n = int(results["config"]["n"])
-        benchmarks = results["benchmarks"]
-    except (ValueError, KeyError, TypeError) as exc:
-        raise SystemExit(f"{res_path}: unreadable results ({exc})") from None
+    results = _results(res_path)
+    n = results["config"]["n"]
     curves: dict[str, dict[int, float]] = {}
     sizes: dict[str, int] = {}
-    for b in benchmarks:
+    for b in results["benchmarks"]:
         pids = set(b.get("per_problem_correct") or {})
         if not pids:
             continue
@@ -96,15 +146,15 @@ def passk_curves(run: Path) -> tuple[dict[str, dict[int, float]], dict[str, int]
         correct: dict[str, int] = dict.fromkeys(pids, 0)
         count: dict[str, int] = dict.fromkeys(pids, 0)
         seen: set[tuple[str, int]] = set()
-        for row in _read_rows(path):
-            key = (row["problem_id"], int(row["sample_index"]))
+        for pid, index, ok in _read_rows(path):
+            key = (pid, index)
             if key[0] in pids and key[1] < n and key not in seen:
                 seen.add(key)
                 count[key[0]] += 1
-                correct[key[0]] += bool(row["correct"])
+                correct[key[0]] += ok
         short = [pid for pid, c in count.items() if c != n]
         if short:
-            raise SystemExit(f"{path}: problem {short[0]!r} has {count[short[0]]} of {n} samples "
+            raise SystemExit(f"{path}: problem {_shown(short[0])} has {count[short[0]]} of {n} samples "
                              f"({len(short)} problem(s) incomplete); rerun the eval to complete it")
         counts = {pid: (n, c) for pid, c in correct.items()}
         curves[b["benchmark"]] = {k: mean_pass_at_k_counts(counts, k) for k in k_ladder(n)}
@@ -132,10 +182,10 @@ def run_title(runs: list[Path], names: list[str]) -> str:
     described = []
     for run, name in zip(runs, names):
         try:
-            cfg = json.loads((Path(run) / "results.json").read_text(encoding="utf-8"))["config"]
-            model = Path(str(cfg.get("model", "?"))).name or str(cfg.get("model"))
-            described.append((name, f"{model}, n = {cfg.get('n')}, temperature {cfg.get('temperature')}"))
-        except (OSError, ValueError, KeyError, TypeError):
+            cfg = _results(Path(run) / "results.json")["config"]
+            model = Path(str(cfg.get("model", "?"))[:200]).name or str(cfg.get("model"))[:200]
+            described.append((name, f"{model}, n = {cfg.get('n')}, temperature {_shown(cfg.get('temperature'), 12)}"))
+        except (OSError, ValueError, KeyError, TypeError, SystemExit):
             described.append((name, "?"))
     if len({d for _, d in described}) == 1:
         return f"pass@k: {described[0][1]}"
@@ -240,14 +290,14 @@ def parse_metrics_line(line: str) -> tuple[int, dict[str, float]] | None:
     line = line.rstrip("\n")
     if line.lstrip().startswith("{"):
         try:
-            obj = json.loads(line)
+            obj = loads_json(line, allow_nonfinite=True)   # verl logs nan/inf metrics
         except ValueError:
             obj = None
         if isinstance(obj, dict) and "step" in obj:
             data = obj["data"] if isinstance(obj.get("data"), dict) else obj
             try:
                 step = int(obj["step"])
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, OverflowError):
                 return None
             return step, {k: float(v) for k, v in data.items()
                           if k != "step" and isinstance(v, (int, float)) and not isinstance(v, bool)}

@@ -8,7 +8,8 @@ and write pass@k, mean@n and the policy's entropy per benchmark. Resumable.
 Input: verl parquet (or JSONL) rows with ``data_source``, ``prompt`` (chat messages), ``reward_model.
 ground_truth`` and optionally ``extra_info.index``. A benchmark is one ``data_source`` within one file
 (prefixed ``<file stem>:`` when the same source appears in two files). A row without a usable prompt or
-ground truth is a *bad row*: counted per benchmark, listed by file and 0-based row number in results.json /
+ground truth (``svs_verl.verify.ground_truth_text``: null, NaN, inf, empty, the text ``None``, an empty box,
+...) is a *bad row*: counted per benchmark (``n_bad_rows``, ``n_bad_ground_truth``), listed by file and 0-based row number in results.json /
 results.md and on stderr, never generated, never fatal.
 
 Output directory ``--out DIR``:
@@ -21,7 +22,7 @@ Output directory ``--out DIR``:
 * ``results.json``  ``{"config": ..., "benchmarks": [...], "bad_rows": [...]}``; each benchmark has
   ``benchmark``, ``data_source``, ``file``, ``samples_file``, ``n_problems``, ``samples_per_problem``,
   ``pass@k`` for every requested k, ``mean@n``, ``mean_entropy`` (token-weighted, like verl's
-  ``actor/entropy``), ``mean_response_tokens``, ``truncated_share``, ``no_answer_share``, ``n_bad_rows``,
+  ``actor/entropy``), ``mean_response_tokens``, ``truncated_share``, ``no_answer_share``, ``n_bad_rows``, ``n_bad_ground_truth``,
   ``per_problem_correct`` ({problem_id: correct samples});
 * ``results.csv``  the same per benchmark, one row each, without ``per_problem_correct``;
 * ``results.md``   a Markdown table (percentages) plus the config and the bad rows;
@@ -30,8 +31,9 @@ Output directory ``--out DIR``:
 **Resuming.** Samples are appended to the JSONL after every chunk of generation. A rerun reads them back,
 keyed by (problem_id, sample_index), and generates only the missing ones, each with the seed
 ``sample_seed(seed, problem_id, sample_index)`` (so ``--n 64`` after ``--n 32`` adds samples 32..63).
-A line cut short by a crash is dropped (and the file rewritten without it). Stored verdicts whose
-``extract`` mode or reference answer no longer match are re-verified, not regenerated.
+A line cut short by a crash is dropped (and the file rewritten without it); a line that is JSON but whose
+fields are missing or of the wrong type (a hand edit) stops the run naming the file, line and field.
+Stored verdicts whose ``extract`` mode or reference answer no longer match are re-verified, not regenerated.
 """
 
 from __future__ import annotations
@@ -51,6 +53,8 @@ from pathlib import Path
 from typing import Any, Iterable, TextIO
 
 from ..core import mean_pass_at_k_counts
+from ..data.schema import loads_json
+from ..argtypes import short
 
 EXTRACT_MODES = ("auto", "boxed", "last_number")
 FINGERPRINT_KEYS = ("model", "temperature", "top_p", "max_tokens", "seed")
@@ -91,9 +95,9 @@ def parse_ks(text: str) -> list[int]:
     try:
         ks = sorted({int(x) for x in str(text).split(",") if x.strip()})
     except ValueError:
-        raise SystemExit(f"--k must be comma-separated integers, got {text!r}") from None
+        raise SystemExit(f"--k must be comma-separated integers, got {short(text)}") from None
     if not ks or ks[0] < 1:
-        raise SystemExit(f"--k must list positive integers, got {text!r}")
+        raise SystemExit(f"--k must list positive integers, got {short(text)}")
     return ks
 
 
@@ -104,7 +108,7 @@ def parse_extract(text: str | None) -> str | dict[str, str] | None:
     text = text.strip()
     if "=" not in text:
         if text not in EXTRACT_MODES:
-            raise SystemExit(f"--extract: unknown mode {text!r} (auto, boxed, last_number)")
+            raise SystemExit(f"--extract: unknown mode {short(text)} (auto, boxed, last_number)")
         return text
     mapping: dict[str, str] = {}
     for part in text.split(","):
@@ -112,7 +116,7 @@ def parse_extract(text: str | None) -> str | dict[str, str] | None:
             continue
         source, sep, mode = part.rpartition("=")
         if not sep or not source.strip() or mode.strip() not in EXTRACT_MODES:
-            raise SystemExit(f"--extract: expected SOURCE=MODE with MODE in auto/boxed/last_number, got {part!r}")
+            raise SystemExit(f"--extract: expected SOURCE=MODE with MODE in auto/boxed/last_number, got {short(part)}")
         mapping[source.strip()] = mode.strip()
     return mapping
 
@@ -177,18 +181,15 @@ def _messages(prompt: Any) -> tuple[list[dict] | None, str]:
 
 
 def _ground_truth(reward_model: Any) -> tuple[str | None, str]:
+    """The reference answer of a row, or (None, why): the verifier's own rule (``ground_truth_text``), so
+    training and eval refuse the same rows (null, NaN, inf, empty, the text ``None``, an empty box ...)."""
+    from ..verify import ground_truth_text
+
     rm = _plain(reward_model)
     if not isinstance(rm, dict) or _missing(rm.get("ground_truth")):
         return None, "no ground truth (reward_model.ground_truth)"
-    gt = rm["ground_truth"]
-    if isinstance(gt, list):
-        if len(gt) != 1:
-            return None, f"ground truth is a list of {len(gt)} answers"
-        gt = gt[0]
-    if isinstance(gt, bool) or not isinstance(gt, (str, int, float)):
-        return None, f"ground truth is a {type(gt).__name__}"
-    gt = str(gt).strip()
-    return (gt, "") if gt else (None, "empty ground truth")
+    text, why = ground_truth_text(rm["ground_truth"])
+    return (text, "") if text is not None else (None, why)
 
 
 def _read_table(path: Path):
@@ -232,7 +233,8 @@ def load_benchmarks(files: Iterable[Path], limit: int | None = None) -> list[Ben
             answer, why_gt = _ground_truth(rec.get("reward_model"))
             if messages is None or answer is None:
                 bench.bad_rows.append({"file": str(f), "row": row, "data_source": source,
-                                       "reason": "; ".join(x for x in (why, why_gt) if x)})
+                                       "reason": "; ".join(x for x in (why, why_gt) if x),
+                                       "bad_ground_truth": bool(why_gt)})
                 continue
             extra = _plain(rec.get("extra_info"))
             index = extra.get("index") if isinstance(extra, dict) else None
@@ -258,7 +260,7 @@ def manifest_extraction(data_file: Path) -> tuple[dict[str, str], Path] | None:
     if not path.is_file():
         return None
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = loads_json(path.read_bytes())
     except (OSError, ValueError):
         return None
     ex = data.get("answer_extraction") if isinstance(data, dict) else None
@@ -348,13 +350,15 @@ def load_samples(path: Path, log: TextIO | None = None, keep_text: bool = False)
             if not raw.strip():
                 continue
             try:
-                row = json.loads(raw)
-                key = (str(row["problem_id"]), int(row["sample_index"]))
-                if not isinstance(row.get("correct"), bool) or not isinstance(row.get("response"), str):
-                    raise ValueError("missing fields")
-            except (ValueError, KeyError, TypeError):
+                row = loads_json(raw)
+            except ValueError:
                 dropped.append(lineno)
                 continue
+            bad = sample_field_error(row)
+            if bad:  # a hand-edited line: say which field, never drop or rewrite what the user wrote
+                raise SystemExit(f"{path}:{lineno}: {bad}; fix the line, or delete it to have that sample "
+                                 f"generated again")
+            key = (row["problem_id"], row["sample_index"])
             if key in rows:
                 dropped.append(lineno)
                 continue
@@ -374,6 +378,42 @@ def load_samples(path: Path, log: TextIO | None = None, keep_text: bool = False)
                     dst.write(raw if raw.endswith(b"\n") else raw + b"\n")
         os.replace(tmp, path)
     return rows
+
+
+# the fields of a sample line: (name, check, what it must be, required)
+def _count(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 0
+
+
+SAMPLE_FIELDS = (
+    ("problem_id", lambda v: isinstance(v, str), "a string", True),
+    ("sample_index", _count, "a non-negative integer", True),
+    ("response", lambda v: isinstance(v, str), "a string", True),
+    ("correct", lambda v: isinstance(v, bool), "true or false", True),
+    ("reason", lambda v: isinstance(v, str), "a string", True),
+    ("n_tokens", _count, "a non-negative integer", True),
+    ("finished", lambda v: isinstance(v, bool), "true or false", True),
+    ("entropy", lambda v: v is None or (isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)),
+     "a finite number or null", False),
+    ("answer", lambda v: isinstance(v, str), "a string", False),
+    ("extract", lambda v: isinstance(v, str), "a string", False),
+    ("extracted", lambda v: v is None or isinstance(v, str), "a string or null", False),
+)
+
+
+def sample_field_error(row: Any) -> str | None:
+    """What is wrong with one sample line (parsed), naming the field; None when it is a valid sample."""
+    if not isinstance(row, dict):
+        return f"expected a JSON object, got {type(row).__name__}"
+    for name, ok, what, required in SAMPLE_FIELDS:
+        if name not in row:
+            if required:
+                return f"field '{name}' is missing"
+            continue
+        if not ok(row[name]):
+            shown = json.dumps(row[name])
+            return f"field '{name}' must be {what}, got {shown if len(shown) <= 40 else shown[:40] + '...'}"
+    return None
 
 
 def _reverify(path: Path, stale: dict[tuple[str, int], dict], answers: dict[str, str], mode: str,
@@ -401,8 +441,8 @@ def _reverify(path: Path, stale: dict[tuple[str, int], dict], answers: dict[str,
         out_lines.clear()
 
     with open(path, encoding="utf-8") as src, open(tmp, "w", encoding="utf-8") as dst:
-        for line in src:    # load_samples has just cleaned the file: every line is a valid row
-            row = json.loads(line)
+        for line in src:    # load_samples has just cleaned and checked the file: every line is a valid row
+            row = loads_json(line)
             if (row["problem_id"], row["sample_index"]) in stale:
                 pending.append((len(out_lines), row))
                 out_lines.append(None)
@@ -463,9 +503,9 @@ def benchmark_metrics(rows: list[dict], problems: list[Problem], n: int, ks: lis
     for r in rows:
         if r["problem_id"] in by_pid and r["sample_index"] < n:
             by_pid[r["problem_id"]].append(r)
-    short = [pid for pid, rs in by_pid.items() if len(rs) != n]
-    if short:
-        raise RuntimeError(f"{len(short)} problem(s) lack samples after generation, e.g. {short[0]!r}")
+    lacking = [pid for pid, rs in by_pid.items() if len(rs) != n]
+    if lacking:
+        raise RuntimeError(f"{len(lacking)} problem(s) lack samples after generation, e.g. {short(lacking[0])}")
     m: dict[str, Any] = {"n_problems": len(problems), "samples_per_problem": n}
     if not problems:
         m.update({f"pass@{k}": None for k in ks})
@@ -511,10 +551,13 @@ def _check_fingerprint(cfg: EvalConfig) -> None:
     fp = cfg.fingerprint()
     if cfg_path.exists():
         try:
-            old = json.loads(cfg_path.read_text(encoding="utf-8"))["fingerprint"]
-        except (ValueError, KeyError, TypeError):
-            raise SystemExit(f"{cfg_path}: unreadable; use a new --out, or --overwrite to discard {out}'s samples") from None
-        diff = [f"{k}: {old.get(k)!r} on disk, {fp[k]!r} now" for k in FINGERPRINT_KEYS if old.get(k) != fp[k]]
+            old = loads_json(cfg_path.read_bytes())["fingerprint"]
+            if not isinstance(old, dict):
+                raise TypeError("fingerprint is not an object")
+        except (ValueError, KeyError, TypeError) as exc:
+            raise SystemExit(f"{cfg_path}: unreadable ({str(exc)[:100]}); use a new --out, or --overwrite to "
+                             f"discard {out}'s samples") from None
+        diff = [f"{k}: {short(old.get(k))} on disk, {short(fp[k])} now" for k in FINGERPRINT_KEYS if old.get(k) != fp[k]]
         has_samples = samples_dir.is_dir() and any(p.stat().st_size > 0 for p in samples_dir.glob("*.jsonl"))
         if diff and not has_samples:   # an earlier start that failed before its first sample: nothing to mix
             cfg_path.unlink()
@@ -570,7 +613,7 @@ def run_eval(cfg: EvalConfig, *, generator=None, log: TextIO | None | str = "std
 
     n = cfg.n
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise SystemExit(f"--n must be a positive integer, got {n!r}")
+        raise SystemExit(f"--n must be a positive integer, got {short(n)}")
     too_big = [k for k in cfg.ks if k > n]
     if too_big:
         raise SystemExit(f"--k {too_big[0]} is larger than --n {n}: pass@{too_big[0]} needs at least "
@@ -584,9 +627,9 @@ def run_eval(cfg: EvalConfig, *, generator=None, log: TextIO | None | str = "std
             (value > low if open_low else value >= low) and value <= high
         if not ok:
             raise SystemExit(f"{flag} must be a number {'>' if open_low else '>='} {low:g}"
-                             + (f" and <= {high:g}" if high != math.inf else "") + f", got {value!r}")
+                             + (f" and <= {high:g}" if high != math.inf else "") + f", got {short(value)}")
     if isinstance(cfg.max_tokens, bool) or not isinstance(cfg.max_tokens, int) or cfg.max_tokens < 1:
-        raise SystemExit(f"--max-tokens must be a positive integer, got {cfg.max_tokens!r}")
+        raise SystemExit(f"--max-tokens must be a positive integer, got {short(cfg.max_tokens)}")
     out = Path(cfg.out)
     if out.exists() and not out.is_dir():
         raise SystemExit(f"--out {out}: exists and is not a directory")
@@ -597,7 +640,7 @@ def run_eval(cfg: EvalConfig, *, generator=None, log: TextIO | None | str = "std
         if bad:
             raise SystemExit(f"--extract: unknown mode(s) {bad}")
     elif cfg.extract not in EXTRACT_MODES:
-        raise SystemExit(f"--extract: unknown mode {cfg.extract!r} (auto, boxed, last_number)")
+        raise SystemExit(f"--extract: unknown mode {short(cfg.extract)} (auto, boxed, last_number)")
 
     if generator is None:
         check_model(cfg.model)
@@ -683,7 +726,8 @@ def run_eval(cfg: EvalConfig, *, generator=None, log: TextIO | None | str = "std
                 bar.update(base, force=base >= missing)
         metrics = benchmark_metrics(list(stored.values()), b.problems, n, cfg.ks)
         all_results.append({"benchmark": b.name, "data_source": b.data_source, "file": str(b.file),
-                            "samples_file": files[b.name], **metrics, "n_bad_rows": len(b.bad_rows)})
+                            "samples_file": files[b.name], **metrics, "n_bad_rows": len(b.bad_rows),
+                            "n_bad_ground_truth": sum(bool(r.get("bad_ground_truth")) for r in b.bad_rows)})
 
     config = {**cfg.fingerprint(), "n": n, "k": list(cfg.ks), "extract": extract,
               "data": [str(p) for p in cfg.data], "limit": cfg.limit}

@@ -58,7 +58,7 @@ def ground_truth_text(value: Any) -> tuple[str | None, str]:
         value = str(int(value)) if value.is_integer() and abs(value) < 1e16 else repr(value)
     text = str(value).strip()
     if not text:
-        return None, "ground truth is empty"
+        return None, "empty ground truth"
     if text.lower() in MISSING_TEXTS:
         return None, f"ground truth is the text {text[:10]!r} of a missing value"
     gold = rules.unwrap(rules.reference(rules.unwrap(text[:MAX_REFERENCE_CHARS])))
@@ -113,9 +113,9 @@ def verify_batch(responses: Sequence[str], answers: Sequence[str], timeout_s: fl
     if len(responses) != len(answers):
         raise ValueError(f"verify_batch: {len(responses)} responses but {len(answers)} answers")
     if extract not in ("auto", "boxed", "last_number"):
-        raise ValueError(f"verify_batch: unknown extract mode {extract!r} (auto, boxed, last_number)")
+        raise ValueError(f"verify_batch: unknown extract mode {str(extract)[:40]!r} (auto, boxed, last_number)")
     if not timeout_s > 0:
-        raise ValueError(f"verify_batch: timeout_s must be positive, got {timeout_s!r}")
+        raise ValueError(f"verify_batch: timeout_s must be positive, got {str(timeout_s)[:40]}")
     verdicts: list[Verdict | None] = [None] * len(responses)
     symbolic: list[tuple[int, str, str, str | None]] = []
     long_pairs: list[int] = []

@@ -69,7 +69,7 @@ class SvsRewardManager(RewardManagerBase):
         self.extraction = dict(extraction) if hasattr(extraction, "items") else {"default": extraction}
         for source, mode in self.extraction.items():
             if mode not in EXTRACTION_MODES:
-                raise ValueError(f"reward.reward_kwargs.answer_extraction[{source!r}] = {mode!r}: "
+                raise ValueError(f"reward.reward_kwargs.answer_extraction[{_short(source)}] = {_short(mode)}: "
                                  f"expected one of {EXTRACTION_MODES}")
         self._warned: set[tuple[str, str, str]] = set()
         self.timeout_s = float(_get(kw, "verify_timeout_s", 5.0))

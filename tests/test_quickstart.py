@@ -181,3 +181,93 @@ def test_progress_line_names_every_role():
                     "acc oqa 0.172 vps-reward 0.125 spa 0.250 | entropy 2.234")
     assert progress_line(1, 2, {"timing_s/step": 5.0, "critic/score/mean": 0.5}, 9) == \
         "step 1/2 | 9 s | 5.0 s/step | score 0.500"
+
+
+# ---- a user's files are read, never written; a rerun keeps what is there (issue 20, "no data loss") ----
+
+def _args(*argv: str):
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    quickstart.add_parser(parser.add_subparsers())
+    return parser.parse_args(["quickstart", *argv])
+
+
+@pytest.fixture
+def no_build(monkeypatch, tmp_path):
+    """The quickstart up to main_ppo with nothing built: the embedded builders fail the test if called."""
+    from svs_verl import model as model_mod
+    from svs_verl.data import quickstart as data_mod
+
+    def forbidden(*a, **k):
+        raise AssertionError(f"an embedded asset was written: {a}")
+
+    monkeypatch.setattr(model_mod, "build_smollm2", forbidden)
+    monkeypatch.setattr(data_mod, "write_quickstart", forbidden)
+    monkeypatch.setattr(quickstart, "pick_device", lambda requested: ("cpu", None))
+    monkeypatch.setattr(quickstart, "check_before_start", lambda device, overrides, address=None: None)
+    monkeypatch.setenv("SVS_VERL_CACHE", str(tmp_path / "cache"))
+
+
+def test_a_data_dir_without_val_parquet_is_refused_and_left_as_it_was(tmp_path, no_build, capsys):
+    data = tmp_path / "mydata"
+    data.mkdir()
+    (data / "train.parquet").write_bytes(b"the user's own training set")
+    rc = quickstart.run(_args("--data", str(data), "--out", str(tmp_path / "qs")))
+    err = capsys.readouterr().err
+    assert rc == 1 and f"--data {data} has no val.parquet" in err and len(err.strip().splitlines()) == 1
+    assert sorted(p.name for p in data.iterdir()) == ["train.parquet"]
+    assert (data / "train.parquet").read_bytes() == b"the user's own training set"
+    assert not (tmp_path / "qs").exists()
+
+
+@pytest.mark.parametrize("flag", ["--model", "--data"])
+def test_a_path_that_does_not_exist_is_an_error_not_a_place_to_build(tmp_path, no_build, capsys, flag):
+    missing = tmp_path / "no" / "such"
+    rc = quickstart.run(_args(flag, str(missing), "--out", str(tmp_path / "qs")))
+    assert rc == 1 and f"{flag} {missing} does not exist" in capsys.readouterr().err
+    assert not (tmp_path / "no").exists() and not (tmp_path / "qs").exists()
+
+
+def test_a_model_dir_that_is_no_hf_model_is_refused(tmp_path, no_build, capsys):
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "weights.bin").write_bytes(b"x")
+    assert quickstart.run(_args("--model", str(tmp_path / "m"), "--out", str(tmp_path / "qs"))) == 1
+    assert "is not a Hugging Face model directory (no config.json)" in capsys.readouterr().err
+    assert sorted(p.name for p in (tmp_path / "m").iterdir()) == ["weights.bin"]
+
+
+def test_a_real_hf_model_dir_and_data_dir_are_used_as_they_are(tmp_path, no_build):
+    model, data = tmp_path / "hf", tmp_path / "d"
+    for d, files in ((model, ["config.json", "model.safetensors"]), (data, ["train.parquet", "val.parquet"])):
+        d.mkdir()
+        for f in files:
+            (d / f).write_text(f)
+    before = {p: p.read_text() for p in [*model.iterdir(), *data.iterdir()]}
+    assert quickstart.check_user_paths(model, data) is None
+    assert quickstart.prepare_assets(model, data, seed=0) == (model, data)
+    assert {p: p.read_text() for p in [*model.iterdir(), *data.iterdir()]} == before
+
+
+def test_a_rerun_into_the_same_out_keeps_the_earlier_runs_log_and_metrics(tmp_path, no_build, monkeypatch, capsys):
+    """A resume (trainer.resume_mode=auto) after a crash reruns into the same --out: the crashed run's steps stay."""
+    out = tmp_path / "qs"
+    out.mkdir()
+    (out / "metrics.jsonl").write_text('{"step": 1, "data": {"timing_s/step": 50.0}}\n')
+    (out / "train.log").write_text("the crashed run's log\n")
+    (out / "metrics.1.jsonl").write_text("an even older run\n")
+    new_step = '{"step": 2, "data": {"timing_s/step": 7.0}}'
+    fake = [sys.executable, "-c", f"import os; open(os.environ['VERL_FILE_LOGGER_PATH'], 'a').write({new_step!r} + '\\n');"
+            " print('step:2 - timing_s/step:7.0')"]
+    monkeypatch.setattr(quickstart, "main_ppo_command", lambda *a, **k: fake)
+    monkeypatch.setattr(quickstart, "prepare_assets", lambda m, d, s: (tmp_path, tmp_path))
+    rc = quickstart.run(_args("--out", str(out), "--", "trainer.resume_mode=auto"))
+    printed = capsys.readouterr()
+    assert rc == 0, printed.err
+    printed = printed.out
+    assert (out / "metrics.2.jsonl").read_text() == '{"step": 1, "data": {"timing_s/step": 50.0}}\n'
+    assert (out / "metrics.1.jsonl").read_text() == "an even older run\n"
+    assert (out / "train.1.log").read_text() == "the crashed run's log\n"
+    assert (out / "metrics.jsonl").read_text() == new_step + "\n"
+    assert "step:2" in (out / "train.log").read_text()
+    assert "steps         1 in" in printed and f"kept the previous run's files as {out / 'metrics.2.jsonl'}" in printed

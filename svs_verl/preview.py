@@ -63,16 +63,47 @@ def load_settings(config: str, overrides: list[str]) -> dict[str, Any]:
         raise SystemExit(f"svs-verl preview: cannot compose {config}: {exc}") from None
     if "svs" not in cfg:
         raise SystemExit(f"svs-verl preview: config {config} has no svs: section (use quickstart or svs_dapo)")
-    rollout = cfg.actor_rollout_ref.rollout
-    extraction = cfg.reward.reward_kwargs.get("answer_extraction", "auto")
-    if OmegaConf.is_config(extraction):
-        extraction = OmegaConf.to_container(extraction, resolve=True)
+    try:
+        extraction = OmegaConf.select(cfg, "reward.reward_kwargs.answer_extraction", default="auto")
+        if OmegaConf.is_config(extraction):
+            extraction = OmegaConf.to_container(extraction, resolve=True)
+        svs = OmegaConf.to_container(cfg.svs, resolve=True)
+    except Exception as exc:  # an interpolation that does not resolve names its key
+        raise SystemExit(f"svs-verl preview: {config}: {' '.join(str(exc).split())[:300]}") from None
     return {
-        "svs": OmegaConf.to_container(cfg.svs, resolve=True),
-        "n": int(rollout.n), "temperature": float(rollout.temperature), "top_p": float(rollout.get("top_p", 1.0)),
-        "max_tokens": int(cfg.data.max_response_length),
+        "svs": svs,
+        "n": _setting(cfg, "actor_rollout_ref.rollout.n", int, 1),
+        "temperature": _setting(cfg, "actor_rollout_ref.rollout.temperature", float, 0.0),
+        "top_p": _setting(cfg, "actor_rollout_ref.rollout.top_p", float, 0.0, 1.0, default=1.0, open_low=True),
+        "max_tokens": _setting(cfg, "data.max_response_length", int, 1),
         "extraction": extraction if isinstance(extraction, dict) else {"default": extraction},
     }
+
+
+def _setting(cfg, key: str, kind: type, low: float, high: float = float("inf"), default: Any = None,
+             open_low: bool = False) -> Any:
+    """One number of the composed config, checked: a value that is not one names its key (``--set
+    actor_rollout_ref.rollout.n=abc`` gave "invalid literal for int()" before)."""
+    from omegaconf import OmegaConf
+
+    try:
+        value = OmegaConf.select(cfg, key, default=default, throw_on_missing=True)
+    except Exception as exc:
+        raise SystemExit(f"svs-verl preview: {key}: {' '.join(str(exc).split())[:200]}") from None
+    what = "an integer" if kind is int else "a number"
+    if isinstance(value, bool) or value is None:
+        raise SystemExit(f"svs-verl preview: {key} = {short(value)}: expected {what}")
+    try:
+        number = kind(value) if not isinstance(value, str) or kind is float else int(value.strip())
+        if kind is int and isinstance(value, float) and not value.is_integer():
+            raise ValueError
+    except (TypeError, ValueError, OverflowError):
+        raise SystemExit(f"svs-verl preview: {key} = {short(value)}: expected {what}") from None
+    ok = number == number and (number > low if open_low else number >= low) and number <= high
+    if not ok or (kind is float and number in (float("inf"), float("-inf"))):
+        bound = f"{'>' if open_low else '>='} {low:g}" + (f" and <= {high:g}" if high != float("inf") else "")
+        raise SystemExit(f"svs-verl preview: {key} = {short(value)}: expected {what} {bound}")
+    return number
 
 
 def load_problems(path: Path, limit: int) -> list:
@@ -237,6 +268,12 @@ def run(args) -> int:
     t0 = time.time()
     if args.json and Path(args.json).is_dir():
         raise SystemExit(f"svs-verl preview: --json {args.json} is a directory; give a file name")
+    if args.backend == "vllm":
+        from .evaluation.generate import vllm_unusable_reason
+
+        if vllm_unusable_reason():
+            raise SystemExit(f"svs-verl preview: --backend vllm: {vllm_unusable_reason()}; use --backend "
+                             f"transformers (or auto)")
     settings = load_settings(args.config, args.set)
     if args.template:
         settings["svs"]["template"] = args.template

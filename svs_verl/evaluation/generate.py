@@ -353,13 +353,26 @@ class VllmGenerator:
 
 
 # --------------------------------------------------------------------------------------------- factory
-def vllm_usable() -> bool:
-    """True when a CUDA GPU is visible and vllm is importable (what ``backend="auto"`` checks)."""
+class BackendUnavailable(ValueError):
+    """The backend asked for cannot run on this machine (a bad ``--backend`` value, not a ``--model`` problem)."""
+
+
+def vllm_unusable_reason() -> str | None:
+    """Why the vLLM backend cannot run here (no CUDA GPU visible, vllm not installed), or None."""
     try:
         import torch
     except ImportError:
-        return False
-    return torch.cuda.is_available() and importlib.util.find_spec("vllm") is not None
+        return "torch is not installed"
+    if not torch.cuda.is_available():
+        return "no CUDA GPU is visible (torch.cuda.is_available() is False)"
+    if importlib.util.find_spec("vllm") is None:
+        return "the vllm package is not installed"
+    return None
+
+
+def vllm_usable() -> bool:
+    """True when a CUDA GPU is visible and vllm is importable (what ``backend="auto"`` checks)."""
+    return vllm_unusable_reason() is None
 
 
 def load_generator(model: str, backend: str = "auto", **kw) -> Generator:
@@ -371,8 +384,9 @@ def load_generator(model: str, backend: str = "auto", **kw) -> Generator:
         raise ValueError(f"unknown backend {str(backend)[:40]!r}: auto, vllm or transformers")
     if backend == "auto":
         backend = "vllm" if vllm_usable() else "transformers"
-    elif backend == "vllm" and not vllm_usable():
-        raise RuntimeError("backend 'vllm' needs a CUDA GPU and the vllm package; use --backend transformers")
+    elif backend == "vllm" and vllm_unusable_reason():
+        raise BackendUnavailable(f"--backend vllm: {vllm_unusable_reason()}; the vllm backend needs a CUDA GPU and "
+                                 f"the vllm package: use --backend transformers (or auto)")
     cls = VllmGenerator if backend == "vllm" else TransformersGenerator
     accepted = set(inspect.signature(cls.__init__).parameters)
     dropped = sorted(k for k in kw if k not in accepted)
@@ -381,5 +395,5 @@ def load_generator(model: str, backend: str = "auto", **kw) -> Generator:
     return cls(model, **{k: v for k, v in kw.items() if k in accepted})
 
 
-__all__ = ["Sample", "Generator", "TransformersGenerator", "VllmGenerator", "load_generator", "sample_seed",
+__all__ = ["BackendUnavailable", "Sample", "Generator", "TransformersGenerator", "VllmGenerator", "load_generator", "sample_seed",
            "render_prompt", "teacher_forced_entropy", "vllm_usable"]

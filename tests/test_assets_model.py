@@ -116,3 +116,16 @@ def test_only_directories_svs_verl_made_are_ever_deleted(tmp_path):
     remove_partial_dir(users)
     remove_partial_dir(ours)
     assert (users / "notes.txt").read_text() == "mine" and not ours.exists()
+
+
+def test_fetching_a_wheel_imports_nothing_from_the_current_directory(tmp_path, monkeypatch):
+    """``python -m pip`` puts the current directory first on sys.path: a planted pip.py must not run."""
+    mark = tmp_path / "planted-pip-ran"
+    where = tmp_path / "cwd"
+    where.mkdir()
+    (where / "pip.py").write_text(f"open({str(mark)!r}, 'w').write('ran')\nraise SystemExit(3)\n")
+    monkeypatch.chdir(where)
+    monkeypatch.setenv("SVS_VERL_CACHE", str(tmp_path / "cache"))
+    with pytest.raises(AssetError, match=r"could not fetch svs-verl-no-such-package==0\.0\.1"):
+        package_files("svs-verl-no-such-package", "0.0.1", import_name="svs_verl_no_such_package", quiet=True)
+    assert not mark.exists()

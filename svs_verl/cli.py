@@ -244,10 +244,15 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     return tuple(errors)
 
 
+MAX_MESSAGE_CHARS = 500
+
+
 def one_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split())
     if isinstance(exc, OSError) and exc.filename is not None and exc.strerror:
         text = f"{exc.filename}: {exc.strerror}"
+    if len(text) > MAX_MESSAGE_CHARS:  # an exception may quote a whole user value
+        text = text[:MAX_MESSAGE_CHARS] + f"... ({len(text)} chars)"
     return text or type(exc).__name__
 
 

@@ -60,7 +60,7 @@ def load_settings(config: str, overrides: list[str]) -> dict[str, Any]:
         with initialize_config_dir(config_dir=str(config_dir), version_base=None):
             cfg = compose(config_name=name, overrides=overrides)
     except Exception as exc:  # hydra's errors name the bad key or file
-        raise SystemExit(f"svs-verl preview: cannot compose {config}: {exc}") from None
+        raise SystemExit(f"svs-verl preview: cannot compose {config}: {' '.join(str(exc).split())[:400]}") from None
     if "svs" not in cfg:
         raise SystemExit(f"svs-verl preview: config {config} has no svs: section (use quickstart or svs_dapo)")
     try:

@@ -106,3 +106,19 @@ def test_json_template_constants_are_refused(tmp_path):
     path.write_text(json.dumps({"user": "{solution}", "fence_open": "Q:"})[:-1] + ', "close_required": NaN}')
     with pytest.raises(ValueError, match="NaN is not a JSON value"):
         SynthesisTemplate.load(path)
+
+
+@pytest.mark.parametrize("argv", [
+    ["template", "x" * 100_000],
+    ["preview", "--set", "svs.template=" + "x" * 100_000],
+    ["preview", "--set", "svs.no_such_key=" + "x" * 100_000],
+    ["eval", "--model", "m", "--data", "d.parquet", "--out", "o", "--k", "1," + "x" * 100_000],
+])
+def test_no_message_quotes_a_whole_user_value(argv, capsys):
+    try:
+        code = main(argv)
+    except SystemExit as exc:       # argparse (exit 2) or a SystemExit(message) that Python prints itself
+        code = exc.code
+    err = capsys.readouterr().err + (code if isinstance(code, str) else "")
+    assert code not in (0, None) and "Traceback" not in err
+    assert 0 < len(err) < 1500, len(err)

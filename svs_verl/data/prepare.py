@@ -129,7 +129,7 @@ def read_records(src: str, spec: Spec | None = None, hub_splits: tuple[str, ...]
         try:
             rows = pq.read_table(path).to_pylist()
         except Exception as exc:  # pyarrow raises several types for a damaged file
-            raise SystemExit(f"{src}: cannot read as parquet ({type(exc).__name__}: {exc})") from None
+            raise SystemExit(f"{src}: cannot read as parquet ({type(exc).__name__}: {str(exc)[:300]})") from None
         yield from (Record(i, r) for i, r in enumerate(rows))
     elif suffix in (".jsonl", ".ndjson"):
         with open(path, "rb") as fh:   # decoded line by line: a badly encoded line is one rejected row

@@ -203,7 +203,7 @@ def _read_table(path: Path):
         return pd.read_parquet(path)
     except Exception as exc:  # pyarrow / json errors: name the file
         raise SystemExit(f"--data {path}: cannot read it as {'JSON' if path.suffix.startswith('.json') else 'parquet'} "
-                         f"({type(exc).__name__}: {exc})") from None
+                         f"({type(exc).__name__}: {' '.join(str(exc).split())[:300]})") from None
 
 
 def load_benchmarks(files: Iterable[Path], limit: int | None = None) -> list[Benchmark]:

@@ -164,3 +164,14 @@ def test_passk_names_the_line_of_a_hostile_sample(tmp_path, line, match):
     f.write_text('{"problem_id": "a", "correct": true}\n' + line + "\n")
     with pytest.raises(SystemExit, match=match):
         main(["passk", "--samples", str(f)])
+
+
+@pytest.mark.parametrize("content", [DEEP, '{"answer_extraction": "auto", "n": 1e999}', "{not json"])
+def test_an_unreadable_data_manifest_is_named_not_ignored(tmp_path, content):
+    from svs_verl.evaluation.run import manifest_extraction
+
+    data = tmp_path / "val.parquet"
+    pd.DataFrame(rows()).to_parquet(data)
+    (tmp_path / "manifest.json").write_text(content)
+    with pytest.raises(SystemExit, match=r"manifest.json: unreadable .*pass --extract"):
+        manifest_extraction(data)

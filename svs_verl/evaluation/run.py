@@ -261,8 +261,8 @@ def manifest_extraction(data_file: Path) -> tuple[dict[str, str], Path] | None:
         return None
     try:
         data = loads_json(path.read_bytes())
-    except (OSError, ValueError):
-        return None
+    except (OSError, ValueError) as exc:  # never a quiet fall-back to `auto` when the data says otherwise
+        raise SystemExit(f"{path}: unreadable ({str(exc)[:120]}); fix or delete it, or pass --extract") from None
     ex = data.get("answer_extraction") if isinstance(data, dict) else None
     if isinstance(ex, str):
         ex = {"default": ex}

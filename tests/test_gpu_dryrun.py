@@ -37,7 +37,8 @@ def test_dry_run_composes_builds_and_plans_the_calls(unstaged):
     out = unstaged
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     lines = out.stdout.splitlines()
-    assert [ln.split(":")[1].strip() for ln in lines if ln.startswith("composed and checked:")] == ["svs", "twin", "dapo"]
+    composed = [ln.split(":")[1].strip() for ln in lines if ln.startswith("composed and checked:")]
+    assert composed == ["svs", "twin", "dapo"]
     assert "svs-verl 0.1.0 installs offline; verl.plugins entry point svs_verl.verl_plugin.register" in lines
     assert any(ln.startswith("not staged here") for ln in lines)
     assert any("(A):" in ln and "bash tests/gpu/run_all.sh --box svs" in ln and "timeout_s 540" in ln for ln in lines)
@@ -58,7 +59,8 @@ def test_dry_run_plans_one_call_per_part_and_refuses_a_part_too_big(tmp_path):
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     calls = [ln for ln in out.stdout.splitlines() if ln.startswith("call ")]
     assert [c.split(":")[0] for c in calls] == ["call 1", "call 2", "call 3 (A)", "call 4 (B)"]
-    assert f'carry ["{stage}/parts/00"] timeout_s 60' in calls[0] and f"cp -r {stage}/parts/02/. /tmp/acc/ &&" in calls[2]
+    assert f'carry ["{stage}/parts/00"] timeout_s 60' in calls[0]
+    assert f"cp -r {stage}/parts/02/. /tmp/acc/ &&" in calls[2]
     with open(stage / "parts" / "01" / "big.whl", "wb") as fh:   # 64 MiB (sparse): over the limit with the tree
         fh.truncate(64 * 1024 * 1024)
     out = dry_run(tmp_path, STAGE=str(stage))
@@ -72,6 +74,14 @@ def test_box_twin_without_call_a_says_so_in_one_line(tmp_path):
     out = subprocess.run(["bash", str(RUN_ALL), "--box", "twin"], capture_output=True, text=True, timeout=60,
                          env={**os.environ, "OUT": str(tmp_path)})
     assert out.returncode == 1 and out.stdout.count("\n") == 1 and "given back between the calls" in out.stdout
+
+
+def test_box_svs_without_the_staged_parts_says_so_in_one_line(tmp_path):
+    if Path("/tmp/site/verl").exists() or Path("/tmp/acc").exists():
+        pytest.skip("a GPU-box install or staging folder is present here")
+    out = subprocess.run(["bash", str(RUN_ALL), "--box", "svs"], capture_output=True, text=True, timeout=60,
+                         env={**os.environ, "OUT": str(tmp_path)})
+    assert out.returncode == 1 and out.stdout.count("\n") == 1 and "make the staging calls first" in out.stdout
 
 
 def test_gpu_configs_are_trimmed_and_dapo_gets_no_svs_keys():

@@ -111,7 +111,8 @@ env -0 > "$ENV_FILE"
 FAKE_SYS_PYTHON = """#!/usr/bin/env bash
 echo "sys-python $*" >> "$CALLS"
 if [ "$1 $2" = "-m venv" ]; then
-  dir="${@: -1}"; mkdir -p "$dir/bin"; cp "$FAKES/venv-python" "$dir/bin/python"; cp "$FAKES/svs-verl" "$dir/bin/svs-verl"
+  dir="${@: -1}"; mkdir -p "$dir/bin"
+  cp "$FAKES/venv-python" "$dir/bin/python"; cp "$FAKES/svs-verl" "$dir/bin/svs-verl"
 fi
 """
 

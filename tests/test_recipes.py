@@ -352,7 +352,8 @@ def test_check_config_composes_svs_dapo_with_megatron_on_the_cpu(argvs):
 
 
 @pytest.mark.parametrize("overrides,message", [
-    (["actor_rollout_ref.actor.strategy=megatron"], "actor_rollout_ref.actor.strategy=megatron needs model_engine=megatron"),
+    (["actor_rollout_ref.actor.strategy=megatron"],
+     "actor_rollout_ref.actor.strategy=megatron needs model_engine=megatron"),
     (["model_engine=megatron", "actor_rollout_ref.actor.strategy=fsdp"],
      "actor_rollout_ref.actor.strategy=fsdp needs model_engine=dp (got model_engine=megatron)"),
 ])

@@ -81,8 +81,9 @@ def check_svs(result: dict, dump_dir: Path, steps: int = svs_gpu_run.STEPS) -> l
     checks.append(("every sample of a kept group in the update", bool(train) and sizes, f"group size {GROUP}"))
     ent = all(0 < m.get("svs/entropy/oqa", -1) < math.log(VOCAB) for m in train.values()) and \
         all("svs/entropy/vps" in m for m in train.values() if m.get("svs/update/vps_groups", 0) > 0)
-    checks.append(("per-role entropy logged", bool(train) and ent,
-                   f"{ {s: {r: round(m[f'svs/entropy/{r}'], 3) for r in ('oqa', 'vps', 'spa') if f'svs/entropy/{r}' in m} for s, m in train.items()} }"))
+    entropies = {s: {r: round(m[f"svs/entropy/{r}"], 3) for r in ("oqa", "vps", "spa") if f"svs/entropy/{r}" in m}
+                 for s, m in train.items()}
+    checks.append(("per-role entropy logged", bool(train) and ent, f"{entropies}"))
     files = dump_files(dump_dir)
     seeded = {s for s, m in train.items() if m.get("svs/seeds", 0) > 0}
     by_step = {int(p.name[len("syntheses_step"):].split(".")[0]): p for p in files}

@@ -48,9 +48,10 @@ BASE_ENV = {**{k: v for k, v in os.environ.items() if k not in RECIPE_ENV}, "PYT
 # the production attention (verl's flash_attention_2 + remove-padding): the sdpa fallback of a node without
 # flash-attn is tested on its own (test_attention_*)
 FLASH = {"ATTN": "flash"}
-# SvS worst case of one step at the paper's settings, as the start-up capacity check estimates it: originals x
-# max_inflight_gen_batches x (n + seeds x (synthesis_n + synthesis_n x solve_n)), with seeds = n = 8 (every
-# sample of an original a seed; the band allows 4): 256 x 2 x (8 + 8 x (8 + 64))
+# a coarse bound on the trajectories one SvS step holds at the paper's settings: originals x
+# max_inflight_gen_batches x (n + seeds x (synthesis_n + synthesis_n x solve_n)) with seeds = n = 8 (every
+# sample of an in-flight original a seed): 256 x 2 x (8 + 8 x (8 + 64)). The band allows at most 4 seeds per
+# original and only originals of the batch seed: 3 x 256 x 8 + 256 x 4 x 72 = 79,872 (recipes/README.md)
 WORST_CASE_TRAJECTORIES = 299_008
 
 
@@ -213,6 +214,14 @@ def test_recipe_runs_the_paper_setting(jobs, script, variant):
                                                                         "VLLM_USE_FLASHINFER_SAMPLER": "0"}
     # the SvS worst case of a step fits TransferQueue (a cap; nothing is allocated up front)
     assert job["transfer_queue"]["backend"]["SimpleStorage"]["total_storage_size"] >= WORST_CASE_TRAJECTORIES
+    from svs_verl.verl_plugin import checks
+
+    if variant == "svs" and hasattr(checks, "check_capacity"):   # svs-verl's own start-up capacity check
+        from omegaconf import OmegaConf
+
+        from svs_verl.core.config import validate_svs_section
+
+        checks.check_capacity(OmegaConf.create(job), validate_svs_section(job["svs"])[0])
     assert (trainer["project_name"], trainer["experiment_name"]) == ("svs-verl", exp)
     assert trainer["default_local_dir"] == f"{cwd}/outputs/svs-verl/{exp}/checkpoints"
     assert trainer["validation_data_dir"] == f"{cwd}/outputs/svs-verl/{exp}/validation"

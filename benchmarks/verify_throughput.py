@@ -36,6 +36,26 @@ from collections import Counter
 from pathlib import Path
 
 
+def read_corpus(path: str) -> list[dict]:
+    """``{"gold", "response", "expected"}`` lines as pairs; a line that is not one stops with its number."""
+    from svs_verl.data.schema import loads_json
+
+    pairs = []
+    with open(path, encoding="utf-8", errors="surrogateescape") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                c = loads_json(line)
+            except ValueError as exc:
+                raise SystemExit(f"{path}:{lineno}: {exc}") from None
+            if not isinstance(c, dict) or not isinstance(c.get("gold"), str) or not isinstance(c.get("response"), str) \
+                    or not isinstance(c.get("expected"), bool):
+                raise SystemExit(f"{path}:{lineno}: expected {{\"gold\": str, \"response\": str, \"expected\": bool}}")
+            pairs.append({"response": c["response"], "answer": c["gold"], "expected": c["expected"]})
+    return pairs
+
+
 def _filler(rng: random.Random) -> str:
     words = "we compute the value step by step using the given conditions and simplify carefully".split()
     return " ".join(rng.choice(words) for _ in range(rng.randint(40, 300))) + ".\n"
@@ -290,8 +310,7 @@ def main() -> None:
               "files that `svs-verl eval` writes)")
 
     if args.corpus:
-        cases = [json.loads(line) for line in open(args.corpus, encoding="utf-8") if line.strip()]
-        cpairs = [{"response": c["response"], "answer": c["gold"], "expected": bool(c["expected"])} for c in cases]
+        cpairs = read_corpus(args.corpus)
         c_resp, c_ans = [p["response"] for p in cpairs], [p["answer"] for p in cpairs]
         c_ours, c_slow = [], (0.0, "")
         for r, a in zip(c_resp, c_ans):  # one at a time: each case's own latency

@@ -144,3 +144,19 @@ def test_an_inline_rule_path_over_the_deadline_is_a_timeout_verdict(monkeypatch)
     assert (v.correct, v.reason) == (False, "timeout") and "deadline" in v.detail
     (v,) = verify_batch([r"\boxed{2}"], ["2"], timeout_s=5)
     assert v.reason == "match"
+
+
+def test_the_throughput_benchmark_names_a_corpus_line_it_cannot_read(tmp_path):
+    spec = importlib.util.spec_from_file_location("verify_throughput", ROOT / "benchmarks" / "verify_throughput.py")
+    throughput = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(throughput)
+    corpus = tmp_path / "c.jsonl"
+    good = '{"gold": "1", "response": "\\\\boxed{1}", "expected": true}\n'
+    corpus.write_text(good + "[" * 100_000 + "]" * 100_000 + "\n")
+    with pytest.raises(SystemExit, match=r"c.jsonl:2: nested too deeply"):
+        throughput.read_corpus(str(corpus))
+    corpus.write_text(good + '{"gold": "1", "response": "x", "expected": "yes"}\n')
+    with pytest.raises(SystemExit, match=r"c.jsonl:2: expected"):
+        throughput.read_corpus(str(corpus))
+    corpus.write_text(good)
+    assert throughput.read_corpus(str(corpus)) == [{"response": "\\boxed{1}", "answer": "1", "expected": True}]

@@ -6,7 +6,9 @@
 
 **pass@k** curves read each run's ``results.json`` (benchmarks, ``n``, the problems evaluated) and its
 per-sample JSONL, and compute the unbiased pass@k at every power of two up to ``n`` (and at ``n``), not
-only the k the run was asked for. x is k on a log2 axis. ``--out FILE.png`` (or .pdf, .svg, ...: the suffix names the
+only the k the run was asked for (both files checked field by field: a hand-edited value that is missing or of
+the wrong type, a number out of range or JSON nested too deeply is one error naming the file, line and field).
+x is k on a log2 axis. ``--out FILE.png`` (or .pdf, .svg, ...: the suffix names the
 format) draws one figure with a panel per benchmark; ``--out DIR`` (an existing directory, or a path without a
 suffix) one PNG per benchmark. Every figure is titled with the runs' model, n and temperature.
 

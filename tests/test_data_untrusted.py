@@ -139,3 +139,13 @@ def test_a_large_build_prints_an_estimate_and_progress(tmp_path, capsys, monkeyp
     assert run_cli(["data", "quickstart", "--out", str(tmp_path / "q"), "--n-train", "200", "--n-test", "0"]) == 0
     err = capsys.readouterr().err
     assert "building 264 rows, about" in err and "arith-l1:" in err and "rows built" in err
+
+
+@pytest.mark.timeout(60)
+def test_an_answer_wrapped_in_thousands_of_boxes_is_unwrapped_in_linear_time(tmp_path):
+    src = tmp_path / "in.jsonl"
+    deep = "\\boxed{" * 12_500 + "5" + "}" * 12_500          # core.guards.bare_answer: quadratic, ~30 s a row
+    src.write_text("".join(json.dumps({"problem": f"Q{i}?", "answer": deep}) + "\n" for i in range(20)))
+    out = tmp_path / "out"
+    assert run_cli(["data", "prepare", "math-500", "--src", str(src), "--out", str(out)]) == 0
+    assert set(ground_truths(out / "math-500.parquet")) == {"5"}

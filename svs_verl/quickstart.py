@@ -32,7 +32,9 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
+import signal
 import subprocess
+import threading
 import sys
 import time
 from collections import deque
@@ -377,6 +379,9 @@ def run(args) -> int:
     tail: deque[str] = deque(maxlen=40)
     port = gcs_port(address) if address else None
     extra = (lambda: ray_cluster_processes(port)) if port else None
+    # `kill <quickstart>` (SIGTERM) ends main_ppo the way Ctrl-C does, and the clean-up below still runs
+    on_term = (signal.signal(signal.SIGTERM, _interrupt)
+               if threading.current_thread() is threading.main_thread() else None)
     try:
         with open(out / "train.log", "w", encoding="utf-8") as log:
             # cwd: Ray puts the driver's current directory first on every worker's sys.path, so main_ppo runs in
@@ -401,8 +406,14 @@ def run(args) -> int:
                     rc = proc.wait()
                 except KeyboardInterrupt:  # Ctrl-C reached main_ppo and Ray's processes too (same process group)
                     proc.terminate()
-                    rc = proc.wait()
+                    try:
+                        rc = proc.wait(timeout=60)
+                    except subprocess.TimeoutExpired:
+                        proc.kill()
+                        rc = proc.wait()
     finally:
+        if on_term is not None:
+            signal.signal(signal.SIGTERM, on_term)
         cleaned = litter.clean()
     if rc != 0 and not args.verbose:
         print("\n".join(["-- last lines of train.log --", *tail]), file=sys.stderr)
@@ -410,6 +421,10 @@ def run(args) -> int:
     if cleaned:
         print(f"cleaned up    {cleaned}", flush=True)
     return rc
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
 
 
 def add_parser(subparsers) -> None:

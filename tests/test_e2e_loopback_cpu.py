@@ -123,6 +123,8 @@ def test_every_listening_socket_of_the_run_is_on_loopback(run):
     names = set(sockets.values())
     assert {"gcs_server", "raylet", "ray::vLLMHttpSe", "ray::TransferQu", "ray::DashboardA"} <= names, lines
     assert sum(is_loopback(a) for a, _ in sockets) >= 20, lines
+    # and what does listen needs Ray's token: Ray 2.60 turns token authentication on for the cluster ray.init starts
+    assert "Token authentication is enabled for this Ray cluster" in (run["out"] / "train.log").read_text()
     exposed = [f"{a}:{p} {n}" for (a, p), n in sorted(sockets.items()) if not is_loopback(a)]
     assert all(line.split(" ", 1)[1] in TCPSTORE_OWNERS for line in exposed), exposed
     assert len(exposed) <= len(TCPSTORE_OWNERS), exposed

@@ -8,8 +8,11 @@ progress lines and the summary from verl's own file logger.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -329,3 +332,56 @@ def test_both_launches_run_main_ppo_without_importing_a_planted_module(tmp_path,
                          timeout=300)
     assert out.returncode == 0 and "main_ppo is powered by Hydra" in out.stdout, out.stderr[-2000:]
     assert not (tmp_path / "ran").exists()
+
+
+FAKE_MAIN_PPO = """
+import mmap, os, sys, time
+# what a run leaves: a /dev/shm segment its processes map (verl's weights buffer, vLLM's psm_*) and a Ray session
+seg = os.path.join('/dev/shm', 'svs-test-' + sys.argv[1])
+fd = os.open(seg, os.O_CREAT | os.O_RDWR, 0o600)
+os.ftruncate(fd, 4096)
+buf = mmap.mmap(fd, 4096)
+session = os.path.join(os.environ['RAY_TMPDIR'], 'ray', 'session_x')
+os.makedirs(session)
+open(sys.argv[2], 'w').write(seg + '\\n' + os.environ['RAY_TMPDIR'])
+print('step:1 - timing_s/step:1.0', flush=True)
+time.sleep(600)
+"""
+
+
+@pytest.mark.parametrize("how", ["finishes", "is-killed"])
+def test_a_run_removes_its_ray_session_and_shm_segments_whether_it_finishes_or_is_killed(tmp_path, how):
+    """The quickstart with a stand-in for main_ppo (real processes, a real /dev/shm segment): what the run made
+    outside --out is gone afterwards - also after `kill` (SIGTERM) of the quickstart mid-run."""
+    record = tmp_path / "made.txt"
+    sleep_s = "7" if how == "finishes" else "600"   # 7 s: the memory sampler (every 5 s) sees the segment
+    script = f"""
+import sys
+from pathlib import Path
+from svs_verl import quickstart
+quickstart.pick_device = lambda requested: ("cpu", None)
+quickstart.check_before_start = lambda *a, **k: None
+quickstart.prepare_assets = lambda m, d, s: (Path('/m'), Path('/d'))
+quickstart.main_ppo_command = lambda *a, **k: [sys.executable, "-c", {FAKE_MAIN_PPO.replace('600', sleep_s)!r},
+                                               {tmp_path.name!r}, {str(record)!r}]
+sys.exit(quickstart.run(quickstart_args))
+"""
+    script = ("import argparse\nfrom svs_verl import quickstart as q\np = argparse.ArgumentParser()\n"
+              "q.add_parser(p.add_subparsers())\n"
+              f"quickstart_args = p.parse_args(['quickstart', '--out', {str(tmp_path / 'qs')!r}])\n") + script
+    env = {k: v for k, v in os.environ.items() if k != "RAY_TMPDIR"}
+    proc = subprocess.Popen([sys.executable, "-c", script], env=env, cwd=tmp_path, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    if how == "is-killed":
+        for _ in range(300):
+            if record.exists() and record.read_text().count("\n") == 1:
+                break
+            time.sleep(0.1)
+        time.sleep(6)                        # the memory sampler has seen the segment (every 5 s)
+        proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=120)
+    seg, ray_tmp = record.read_text().splitlines()
+    assert ray_tmp.startswith(tempfile.gettempdir() + "/svs-ray-")
+    assert not os.path.exists(seg) and not os.path.exists(ray_tmp), out
+    assert "cleaned up    1 /dev/shm segments, the run's Ray session" in out, out
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["made.txt", "qs"]

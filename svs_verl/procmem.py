@@ -240,8 +240,8 @@ def shm_in_use() -> set[str]:
 class RunLitter:
     """What a finished run leaves outside its --out, removed by ``clean()``: only what this run made.
 
-    * its Ray session: the run's Ray writes under ``RAY_TMPDIR``, a new directory of its own (``ray_tmpdir``);
-      a ``RAY_TMPDIR`` the user set is kept;
+    * its Ray session and vLLM's IPC sockets: the run's Ray writes under ``RAY_TMPDIR`` and vLLM under
+      ``VLLM_RPC_BASE_PATH``, both in a new directory of its own (``ray_tmpdir``); what the user set is kept;
     * /dev/shm segments that the run's processes had mapped or open (collected while it runs, see
       ``PeakMemory(shm=...)``) and that no process uses any more.
     """
@@ -258,7 +258,11 @@ class RunLitter:
             return {}
         # short on purpose: Ray's Unix sockets live below it (a socket path has at most 107 bytes)
         self.tmpdir = Path(tempfile.mkdtemp(prefix="svs-ray-"))
-        return {"RAY_TMPDIR": str(self.tmpdir)}
+        out = {"RAY_TMPDIR": str(self.tmpdir)}
+        if not env.get("VLLM_RPC_BASE_PATH"):   # vLLM's ZMQ IPC sockets (else /tmp/<uuid>, never removed)
+            (self.tmpdir / "vllm").mkdir()
+            out["VLLM_RPC_BASE_PATH"] = str(self.tmpdir / "vllm")
+        return out
 
     def clean(self) -> str:
         """Remove the run's leftovers; one line saying what went (empty when nothing did)."""

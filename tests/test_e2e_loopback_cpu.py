@@ -15,6 +15,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -65,6 +66,20 @@ class Watch:
         return [f"{a}:{p} {n}" for (a, p), n in sorted(self.sockets.items())]
 
 
+def _tmp_sockets() -> set[str]:
+    """Unix socket files directly in the temp dir (where vLLM's and verl's ZMQ IPC sockets go by default)."""
+    import stat
+
+    out = set()
+    for entry in os.scandir(tempfile.gettempdir()):
+        try:
+            if stat.S_ISSOCK(entry.stat(follow_symlinks=False).st_mode):
+                out.add(entry.name)
+        except OSError:
+            continue
+    return out
+
+
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     model, data = e2e_cpu.assets(tmp_path_factory.mktemp("assets"))
@@ -77,6 +92,7 @@ def run(tmp_path_factory):
     cmd = [sys.executable, "-P", "-m", "svs_verl.cli", "quickstart", "--device", "cpu", "--steps", "2",
            "--model", str(model), "--data", str(data), "--out", str(out),
            "--", "trainer.test_freq=-1", "trainer.val_before_train=false"]
+    sockets_before = _tmp_sockets()
     t0 = time.time()
     proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             start_new_session=True)
@@ -87,7 +103,7 @@ def run(tmp_path_factory):
             e2e_cpu._kill_group(proc)
             stdout, _ = proc.communicate()
     res = {"rc": proc.returncode, "stdout": stdout, "wall_s": time.time() - t0, "cwd": cwd, "mark": mark,
-           "out": out, "watch": watch}
+           "out": out, "watch": watch, "new_tmp_sockets": sorted(_tmp_sockets() - sockets_before)}
     e2e_cpu.FIGURES.append(
         f"quickstart --steps 2 (loopback check): rc {proc.returncode}, wall {res['wall_s']:.0f} s, "
         f"{len(watch.sockets)} listening sockets over at most {watch.max_procs} processes:\n  "
@@ -145,3 +161,4 @@ def test_files_stay_under_out_and_ray_session_and_shm_segments_are_removed(run):
     assert session_root.startswith("/tmp/svs-ray-") and not Path(session_root).exists()
     left = sorted(p for p in run["watch"].shm if os.path.exists(p))
     assert left == [], left
+    assert run["new_tmp_sockets"] == [], run["new_tmp_sockets"]     # vLLM's IPC sockets went with the session

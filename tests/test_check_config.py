@@ -31,6 +31,19 @@ def test_good_configs_are_ok(name, overrides, capsys):
     (["reward.reward_manager.name=naive"], "reward.reward_manager.name=svs"),
     (["trainer.v1.trainer_mode=nosuch"], "trainer.v1.trainer_mode=nosuch"),
     (["actor_rollout_ref.rollout.temperature=0"], "validation gen temperature"),   # verl's validate_config
+    # settings under which SvS can never act, or that fail minutes later inside verl
+    (["actor_rollout_ref.rollout.n=1"], "actor_rollout_ref.rollout.n=1"),
+    (["actor_rollout_ref.rollout.n=0"], "actor_rollout_ref.rollout.n=0"),
+    (["svs.solve_n=1"], "svs.reward_band=[0.125, 0.625] holds no accuracy k/1"),
+    (["svs.synthesis_n=1"], "svs.synthesis_n=1"),
+    (["svs.underperforming_band=[0.01,0.1]"], "svs.underperforming_band=[0.01, 0.1] holds no accuracy k/8"),
+    (["svs.reward_band=[0.9,0.95]", "svs.solve_n=4"], "svs.reward_band=[0.9, 0.95] holds no accuracy k/4"),
+    (["+trainer.v1.sync.parameter_sync_step=2"], "trainer.v1.sync.parameter_sync_step=2"),
+    (["skip.rollout_tq.enable=true"], "skip.rollout_tq.enable"),
+    (["algorithm.adv_estimator=gae"], "SvS needs a group-relative estimator"),
+    (["data.train_batch_size=0"], "data.train_batch_size"),
+    (["transfer_queue.backend.SimpleStorage.total_storage_size=1000"],
+     "transfer_queue.backend.SimpleStorage.total_storage_size=1000 is below the worst case of one SvS step"),
 ])
 def test_bad_configs_fail_in_one_line_naming_the_key(overrides, match, capsys):
     assert main(["check-config", "--config-name", "svs_dapo", *GOOD, *overrides]) == 1
@@ -87,3 +100,42 @@ def test_console_command_is_fast_and_needs_no_ray():
     assert out.returncode == 1
     assert out.stderr.strip().splitlines()[-1].startswith("svs-verl check-config: svs.underperforming_band")
     assert time.time() - t0 < 120
+
+
+def test_worst_case_of_a_step_against_transfer_queue_capacity():
+    """Hand-computed: 4 originals x 8 samples, DAPO window of 2 batches in flight plus the batch being
+    completed (12 originals resident), band [0.125, 0.5] -> at most 4 correct answers of 8 seed, 4 parents in
+    the batch -> 16 seeds, each 4 syntheses + 4 x 2 solves = 12 trajectories: 96 + 192 = 288."""
+    from svs_verl.verl_plugin.checks import compose_run_config, worst_case_trajectories
+    from svs_verl.core.config import validate_svs_section
+
+    small = [*GOOD, "data.train_batch_size=4", "svs.synthesis_n=4", "svs.solve_n=2", "svs.reward_band=[0.5,0.5]"]
+    cfg = compose_run_config("svs_dapo", small)
+    settings, _ = validate_svs_section(dict(cfg.svs))
+    assert worst_case_trajectories(cfg, settings) == (288, {"originals": 12, "n": 8, "seeds": 16, "per_seed": 12})
+    compose_run_config("svs_dapo", [*small, "transfer_queue.backend.SimpleStorage.total_storage_size=288"])
+    with pytest.raises(ValueError, match="287 is below the worst case of one SvS step: 288 trajectories"):
+        compose_run_config("svs_dapo", [*small, "transfer_queue.backend.SimpleStorage.total_storage_size=287"])
+    capped = [*small, "svs.max_seeds_per_step=2", "transfer_queue.backend.SimpleStorage.total_storage_size=120"]
+    cfg = compose_run_config("svs_dapo", capped)                       # 96 + 2 x 12 = 120: fits exactly
+    assert worst_case_trajectories(cfg, validate_svs_section(dict(cfg.svs))[0])[0] == 120
+
+
+def test_the_trainer_checks_its_files_before_any_worker(tmp_path):
+    from omegaconf import OmegaConf
+
+    from svs_verl.verl_plugin.checks import check_run_files, compose_run_config
+
+    data = tmp_path / "train.parquet"
+    data.write_bytes(b"x")
+    cfg = compose_run_config("svs_dapo", [*GOOD, f"data.train_files={data}", f"data.val_files=[{data}]",
+                                          f"trainer.default_local_dir={tmp_path / 'ckpt'}"])
+    check_run_files(cfg)                                                  # the dump folder can be made
+    missing = OmegaConf.merge(cfg, {"data": {"val_files": [str(tmp_path / "val.parquet")]}})
+    with pytest.raises(ValueError, match=f"data.val_files: no such file {tmp_path / 'val.parquet'}"):
+        check_run_files(missing)
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    unwritable = OmegaConf.merge(cfg, {"svs": {"dump_dir": str(blocker / "dumps")}})
+    with pytest.raises(ValueError, match="svs.dump_dir: cannot write"):
+        check_run_files(unwritable)

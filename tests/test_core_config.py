@@ -64,6 +64,8 @@ BAD = [
     ("tail_timeout_factor", 0, "> 0"),
     ("tail_timeout_factor", None, "> 0"),
     ("batch_order", "random", "one of"),
+    ("dump_compress", "yes", "svs.dump_compress"),
+    ("dump_max_records_per_step", 0, "svs.dump_max_records_per_step"),
     ("dump_dir", 5, "string or null"),
     ("dump_dir", "", "string or null"),
     ("dump_dir", ["a"], "string or null"),
@@ -124,7 +126,8 @@ def test_defaults_and_good_values():
     assert settings.enable is False and settings.reward().counts(4) == [0, 1, 2, 3, 4]
     assert settings.underperforming().counts(8) == [2, 3, 4, 5, 6] and settings.max_seeds_per_step == 3
     assert sampler == {"poll_interval_s": 2.0, "tail_timeout_s": 0.5, "dump_dir": "/tmp/x",
-                       "tail_timeout_factor": 4.0, "batch_order": "arrival"}
+                       "tail_timeout_factor": 4.0, "batch_order": "arrival", "dump_enable": True,
+                       "dump_compress": True, "dump_max_records_per_step": 512, "dump_keep_steps": None}
     assert settings.guards.enable is True and settings.guards.min_chars == 0
 
 

@@ -219,3 +219,49 @@ def test_settings_errors_name_the_key():
         SvsSettings.from_mapping({"solve_n": 0})
     s = SvsSettings.from_mapping({"reward_band": [0.25, 0.75], "guards": {"min_chars": 3}})
     assert s.reward().counts(8) == [2, 3, 4, 5, 6] and s.guards.min_chars == 3
+
+
+def test_only_the_first_batch_size_arrivals_start_families():
+    """batch_size=2: the texts of underperforming originals come in, but a family starts only when its
+    original's place among the sampleable is known and is within the batch; the third arrival's seeds never
+    start (counted), and batch_order hands verl the arrival order."""
+    r = SvsRound(SvsSettings(synthesis_n=4, solve_n=8, max_seeds_per_problem=1), batch_size=2)
+    one = [True] + [False] * 7
+    for uid in ("a", "b", "c"):
+        assert r.score_original(uid, one) is True                                   # 1/8: needs its texts
+        assert r.add_original_texts(uid, f"{uid}?", "1", responses(one, "1")) == []  # not placed yet: waits
+    assert r.score_original("flat", [True] * 8) is False                            # 8/8: never seeds
+    assert r.score_original("none", [False] * 8) is False                           # 0/8: no correct answer
+    assert [t.uid for t in r.arrived(["b", "flat"])] == ["b-syn0"]
+    assert [t.uid for t in r.arrived(["b", "c", "a"])] == []                        # c and a are 3rd and 4th
+    assert r.batch_order({"a", "c", "b", "flat", "zz"}) == ["b", "flat", "c", "a", "zz"]
+    assert r.outstanding() == ["b-syn0"]
+    m = r.plan().metrics
+    assert m["svs/seeds"] == 1 and m["svs/not_started/parent_surplus"] == 2 and m["svs/underperforming"] == 3
+
+
+def test_texts_after_arrival_start_the_family_at_once():
+    r = SvsRound(SvsSettings(synthesis_n=4, max_seeds_per_problem=1), batch_size=1)
+    one = [True] + [False] * 7
+    r.score_original("a", one)
+    assert r.arrived(["a"]) == []
+    assert [t.uid for t in r.add_original_texts("a", "A?", "1", responses(one, "1"))] == ["a-syn0"]
+    with pytest.raises(ValueError, match="twice"):
+        r.add_original_texts("a", "A?", "1", responses(one, "1"))
+
+
+def test_abandoned_tasks_leave_the_update_and_unlock_nothing():
+    r = make_round(max_seeds_per_problem=1)
+    one = [True] + [False] * 7
+    [task] = r.add_original("q", "Q?", "42", responses(one), one)
+    assert r.abandon_outstanding("tail_timeout") == [task.uid]
+    assert r.outstanding() == [] and r.is_abandoned(task.uid)
+    plan = r.plan()
+    assert plan.syntheses == {} and plan.solves == [] and plan.originals == ["q"]
+    assert plan.metrics["svs/abandoned/tail_timeout"] == 1 and plan.metrics["svs/abandoned/submit_failed"] == 0
+
+
+def test_batch_size_must_be_positive():
+    for bad in (0, -1, 2.5, True):
+        with pytest.raises(ValueError, match="batch_size"):
+            SvsRound(SvsSettings(), batch_size=bad)

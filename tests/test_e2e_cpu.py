@@ -100,15 +100,19 @@ def test_one_weight_sync_per_step(svs_run):
 
 @pytest.mark.timeout(60)
 def test_synthesis_dumps_exist_and_parse(svs_run):
-    dumps = sorted(Path(svs_run["out"], "ckpt", "svs").glob("syntheses_step*.jsonl"))
+    from svs_verl.verl_plugin.dumps import dump_files, read_dump
+
+    dumps = dump_files(Path(svs_run["out"], "ckpt", "svs"))
     assert dumps, "no synthesis dump"
+    assert all(p.name.endswith(".jsonl.gz") for p in dumps)    # compressed by default
+    step_of = {p: int(p.name.split(".")[0].removeprefix("syntheses_step")) for p in dumps}
     seeded_steps = {s for s, m in _train_steps(svs_run).items() if m.get("svs/seeds", 0) > 0}
-    assert {int(p.stem.removeprefix("syntheses_step")) for p in dumps} == seeded_steps
-    for path in dumps:
-        rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
-        assert rows and all(r["step"] == int(path.stem[-6:]) for r in rows)
-        step_metrics = svs_run["steps"][int(path.stem[-6:])]
-        assert len(rows) == step_metrics["svs/syntheses"]      # one record per synthesis sample
+    assert set(step_of.values()) == seeded_steps
+    for path, step in step_of.items():
+        rows = list(read_dump(path))
+        assert rows and all(r["step"] == step for r in rows)
+        step_metrics = svs_run["steps"][step]
+        assert len(rows) == step_metrics["svs/syntheses"] == step_metrics["svs/dump/records"]   # one per sample
 
 
 @pytest.mark.timeout(60)

@@ -189,7 +189,10 @@ def test_svs_step_streams_synthesis_and_solves_into_the_batch(partition, tmp_pat
     assert (metrics["svs/samples/oqa"], metrics["svs/samples/vps"], metrics["svs/samples/spa"]) == (16, 8, 16)
     assert metrics["svs/tokens/vps"] > 0 and metrics["svs/tokens/spa"] > 0 and metrics["svs/tokens/oqa"] > 0
 
-    records = [json.loads(line) for line in (tmp_path / "dump" / "syntheses_step000001.jsonl").read_text().splitlines()]
+    from svs_verl.verl_plugin.dumps import read_dump
+
+    records = list(read_dump(tmp_path / "dump" / "syntheses_step000001.jsonl.gz"))
+    assert metrics["svs/dump/records"] == metrics["svs/dump/records_seen"] == 8
     assert len(records) == 8
     first = next(r for r in records if r["synthesis_uid"] == f"{q1}-syn1" and r["sample_index"] == 0)
     assert first["problem"] == PROBLEMS["42"][0] and first["solve_accuracy"] == 0.375 and first["reward"] == 1
@@ -616,8 +619,11 @@ def test_trainer_submits_svs_rows_as_verl_rollout_batches(partition):
     tok = char_tokenizer()
     tok.chat_template = "{% for m in messages %}{{ m['content'] }}{% endfor %}"
     trainer.tokenizer = tok
-    assert trainer.svs_prompt_fits([{"role": "user", "content": "x" * 100}])
-    assert not trainer.svs_prompt_fits([{"role": "user", "content": "x" * 5000}])   # prompt_length 4096
+    # measured with verl's own Continuous Token builder, as the agent loop builds the prompt: one token per
+    # character here, so the boundary is exact (prompt_length 4096)
+    assert trainer.svs_prompt_fits([{"role": "user", "content": "x" * 4096}])
+    assert not trainer.svs_prompt_fits([{"role": "user", "content": "x" * 4097}])
+    assert len(trainer.svs_prompt_tokens([{"role": "user", "content": "abc"}])) == 3
     tags = tq.kv_list("train")["train"]
     assert tags["abc-syn0"] == {"is_prompt": True, "status": "pending", "global_steps": 3}
     [batch] = captured

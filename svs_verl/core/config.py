@@ -20,7 +20,8 @@ from .selection import SPA_FILTERS, UpdateRules
 # Keys of the `svs:` config section that configure the verl-side sampler (where dumps go, how it polls,
 # how long it waits), not the algorithm; with their defaults. ``SvsSettings.from_mapping`` rejects them.
 SAMPLER_KEYS = {"dump_dir": None, "poll_interval_s": 0.5, "tail_timeout_s": None, "tail_timeout_factor": 4.0,
-                "batch_order": "arrival"}
+                "batch_order": "arrival", "dump_enable": True, "dump_compress": True,
+                "dump_max_records_per_step": 512, "dump_keep_steps": None}
 BATCH_ORDERS = ("arrival", "verl")
 
 # The instruction `svs-verl data prepare --rewrap` appends to every training problem
@@ -115,6 +116,10 @@ def validate_sampler_options(data: Mapping[str, Any] | None) -> dict[str, Any]:
         opts["tail_timeout_s"] = need_positive("svs.tail_timeout_s", opts["tail_timeout_s"])
     opts["tail_timeout_factor"] = need_positive("svs.tail_timeout_factor", opts["tail_timeout_factor"])
     need_choice("svs.batch_order", opts["batch_order"], BATCH_ORDERS)
+    for key in ("dump_enable", "dump_compress"):
+        opts[key] = need_bool(f"svs.{key}", opts[key])
+    for key in ("dump_max_records_per_step", "dump_keep_steps"):
+        opts[key] = need_int(f"svs.{key}", opts[key], 1, nullable=True)
     opts["dump_dir"] = need_str("svs.dump_dir", opts["dump_dir"], nullable=True)
     return opts
 

@@ -79,29 +79,48 @@ def containment(part: str, whole: str) -> float:
     return len(sp & _bigrams(whole)) / len(sp) if sp else 0.0
 
 
+BOX_COMMANDS = ("\\boxed", "\\fbox")
+
+
 def bare_answer(answer: str) -> str:
-    """The answer without ``$..$``, ``\\boxed{..}`` or ``\\fbox{..}`` around the whole of it (braces are
-    matched, so ``\\boxed{a}+\\boxed{b}`` is left as it is)."""
-    text = answer.strip()
+    """The answer without ``$..$``, ``\\boxed{..}`` or ``\\fbox{..}`` around the whole of it, however deeply
+    nested (braces are matched, so ``\\boxed{a}+\\boxed{b}`` is left as it is). Linear in the length: one
+    pass pairs the braces, then each layer is peeled by moving two indices (no copy per layer)."""
+    s, lo, hi = answer, 0, len(answer)
+    match: dict[int, int] | None = None
     while True:
-        if len(text) >= 2 and text[0] == "$" and text[-1] == "$":
-            text = text[1:-1].strip()
+        while lo < hi and s[lo].isspace():
+            lo += 1
+        while hi > lo and s[hi - 1].isspace():
+            hi -= 1
+        if hi - lo >= 2 and s[lo] == "$" and s[hi - 1] == "$":
+            lo, hi = lo + 1, hi - 1
             continue
-        cmd = next((c for c in ("\\boxed", "\\fbox") if text.startswith(c)), None)
-        body = text[len(cmd):].lstrip() if cmd else ""
-        if not body.startswith("{") or _brace_match(body) != len(body) - 1:
-            return text
-        text = body[1:-1].strip()
+        cmd = next((c for c in BOX_COMMANDS if s.startswith(c, lo, hi)), None)
+        if cmd is None:
+            return s[lo:hi]
+        body = lo + len(cmd)
+        while body < hi and s[body].isspace():
+            body += 1
+        if body >= hi or s[body] != "{":
+            return s[lo:hi]
+        if match is None:
+            match = closing_braces(s)
+        if match.get(body) != hi - 1:
+            return s[lo:hi]
+        lo, hi = body + 1, hi - 1
 
 
-def _brace_match(text: str) -> int:
-    """Index of the ``}`` closing the ``{`` at position 0, or -1."""
-    depth = 0
+def closing_braces(text: str) -> dict[int, int]:
+    """Position of each ``{`` -> position of its matching ``}`` (one linear pass)."""
+    stack: list[int] = []
+    match: dict[int, int] = {}
     for i, ch in enumerate(text):
-        depth += (ch == "{") - (ch == "}")
-        if depth == 0:
-            return i
-    return -1
+        if ch == "{":
+            stack.append(i)
+        elif ch == "}" and stack:
+            match[stack.pop()] = i
+    return match
 
 
 def reveals_answer(problem: str, answer: str, min_chars: int | None) -> bool:

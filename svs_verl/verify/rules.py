@@ -16,7 +16,8 @@ from bisect import bisect_right
 from collections import Counter
 from fractions import Fraction
 
-BOX_COMMANDS = ("\\boxed", "\\fbox")
+from ..core.guards import BOX_COMMANDS
+from ..core.guards import bare_answer as unwrap  # noqa: F401  (the answer without $..$ / \\boxed{..} around it)
 MAX_ANSWER_CHARS = 2000  # an extracted answer longer than this is not an answer
 
 
@@ -58,35 +59,6 @@ def _box_spans(text: str) -> tuple[list[tuple[int, int, str]], bool]:
             spans.append((m.start(), m.end(), m.group(1)))
     truncated = unclosed_after >= 0 and (not spans or unclosed_after > spans[-1][0])
     return spans, truncated
-
-
-def unwrap(answer: str) -> str:
-    """The answer without ``$..$``, ``\\boxed{..}`` or ``\\fbox{..}`` around the whole of it, however deeply
-    nested (braces are matched, so ``\\boxed{a}+\\boxed{b}`` is left as it is). The same result as
-    ``core.guards.bare_answer``, in linear time: one brace pass, then index moves, no copies per layer."""
-    s, lo, hi = answer, 0, len(answer)
-    match: dict[int, int] | None = None
-    while True:
-        while lo < hi and s[lo].isspace():
-            lo += 1
-        while hi > lo and s[hi - 1].isspace():
-            hi -= 1
-        if hi - lo >= 2 and s[lo] == "$" and s[hi - 1] == "$":
-            lo, hi = lo + 1, hi - 1
-            continue
-        cmd = next((c for c in BOX_COMMANDS if s.startswith(c, lo, hi)), None)
-        if cmd is None:
-            return s[lo:hi]
-        body = lo + len(cmd)
-        while body < hi and s[body].isspace():
-            body += 1
-        if body >= hi or s[body] != "{":
-            return s[lo:hi]
-        if match is None:
-            match = _closing_braces(s)
-        if match.get(body) != hi - 1:
-            return s[lo:hi]
-        lo, hi = body + 1, hi - 1
 
 
 def last_boxed(text: str) -> str | None:

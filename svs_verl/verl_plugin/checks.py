@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import warnings
 from pathlib import Path
 from typing import Any, Iterable
@@ -59,29 +60,104 @@ def check_wiring(config) -> None:
                          f"(got {manager.get('name')!r})")
 
 
-def check_svs_section(svs: Any) -> None:
-    """The ``svs:`` section as the sampler reads it: every key known and typed, the template loadable."""
+def check_svs_section(svs: Any):
+    """The ``svs:`` section as the sampler reads it: every key known and typed, the template loadable and
+    rendering. Returns the algorithm's ``SvsSettings``."""
     from ..argtypes import load_template
-    from ..core import config as core_config
+    from ..core.config import validate_svs_section
 
     mapping = _plain(svs)
     if not isinstance(mapping, dict):
         raise ValueError(f"svs: expected a mapping, got {type(mapping).__name__}")
-    validator = getattr(core_config, "validate_svs_section", None)
-    if validator is not None:
-        result = validator(mapping)   # (SvsSettings, sampler options), raising ValueError naming svs.<key>
-        if isinstance(result, tuple):
-            result = next((r for r in result if isinstance(r, core_config.SvsSettings)), None)
-        settings = result if isinstance(result, core_config.SvsSettings) else None
-    else:
-        settings = None
-    if settings is None:
-        settings = core_config.SvsSettings.from_mapping(
-            {k: v for k, v in mapping.items() if k not in core_config.SAMPLER_KEYS})
+    settings, _ = validate_svs_section(mapping)   # ValueError naming svs.<key>
     try:
-        load_template(settings.template)
+        template = load_template(settings.template)
+        template.messages("The sum is 3 + 4 = 7, so the answer is \\boxed{7}.", "7")   # it renders
     except ValueError as exc:
         raise ValueError(f"svs.template={settings.template}: {exc}") from None
+    return settings
+
+
+def check_schedule(config) -> None:
+    """verl schedules SvS can run under: one ``sample()`` per weight sync, no rollout replay, a group
+    advantage estimator, and a batch that is not empty."""
+    tbs = _get(config, "data.train_batch_size")
+    if not isinstance(tbs, int) or isinstance(tbs, bool) or tbs < 1:
+        raise ValueError(f"data.train_batch_size must be a positive integer, got {tbs!r}")
+    sync_step = _get(config, "trainer.v1.sync.parameter_sync_step", 1)
+    if sync_step != 1:
+        raise ValueError(f"trainer.v1.sync.parameter_sync_step={sync_step}: SvS needs 1 (several sample() calls "
+                         "per weight sync would re-derive the synthesis uids of one step's families)")
+    if _get(config, "skip.rollout_tq.enable", False):
+        raise ValueError("skip.rollout_tq.enable=true: verl's rollout skip replays only what verl submitted, not "
+                         "SvS's synthesis and solve groups; turn it off for SvS runs")
+    if str(_get(config, "algorithm.adv_estimator", "grpo")) == "gae":
+        raise ValueError(f"algorithm.adv_estimator={_get(config, 'algorithm.adv_estimator')}: SvS needs a "
+                         "group-relative estimator (grpo, rloo, ...): its VPS/SPA groups are scored as groups, "
+                         "and a critic-based estimator would need a critic model")
+
+
+def _achievable(band, n: int) -> list[int]:
+    """Correct counts k of a group of n with reward variance (0 < k < n) whose accuracy k/n is in the band."""
+    return [k for k in band.counts(n) if 0 < k < n]
+
+
+def check_bands(config, settings) -> None:
+    """SvS can act only if each band contains an accuracy a group can reach with reward variance."""
+    n = _get(config, "actor_rollout_ref.rollout.n")
+    if not isinstance(n, int) or isinstance(n, bool) or n < 2:
+        raise ValueError(f"actor_rollout_ref.rollout.n={n}: SvS needs at least 2 samples per problem (a group "
+                         "of one has no reward variance, so no problem is ever underperforming)")
+    low, high = settings.underperforming_band
+    if not _achievable(settings.underperforming(), n):
+        raise ValueError(f"svs.underperforming_band=[{low}, {high}] holds no accuracy k/{n} with 0 < k < {n} "
+                         f"(actor_rollout_ref.rollout.n={n}): no problem could ever seed a synthesis")
+    if settings.synthesis_n < 2:
+        raise ValueError(f"svs.synthesis_n={settings.synthesis_n}: a VPS group needs at least 2 samples to have "
+                         "reward variance")
+    low, high = settings.reward_band
+    if not _achievable(settings.reward(), settings.solve_n):
+        raise ValueError(f"svs.reward_band=[{low}, {high}] holds no accuracy k/{settings.solve_n} with "
+                         f"0 < k < {settings.solve_n} (svs.solve_n={settings.solve_n}): no synthesis could ever "
+                         "earn reward 1")
+
+
+def worst_case_trajectories(config, settings) -> tuple[int, dict[str, int]]:
+    """Trajectories one SvS step can hold in TransferQueue at once, at most, and the numbers it comes from.
+
+    Originals: the batch (``data.train_batch_size``), or with DAPO's dynamic sampling verl's in-flight
+    window (``max_inflight_gen_batches`` batches) plus the batch it is completing, n samples each. SvS
+    families start only for originals in the batch: per parent at most the correct answers an
+    underperforming group can have (``max_seeds_per_problem`` caps it), all parents at most
+    ``max_seeds_per_step``; each seed adds ``synthesis_n`` syntheses and ``synthesis_n x solve_n`` solves."""
+    tbs = int(_get(config, "data.train_batch_size"))
+    n = int(_get(config, "actor_rollout_ref.rollout.n"))
+    dapo = bool(_get(config, "algorithm.filter_groups.enable", False))
+    inflight = int(_get(config, "algorithm.filter_groups.max_inflight_gen_batches", 1) or 1) if dapo else 0
+    originals = tbs * (inflight + 1) if dapo else tbs
+    per_parent = max(_achievable(settings.underperforming(), n), default=0)
+    if settings.max_seeds_per_problem is not None:
+        per_parent = min(per_parent, settings.max_seeds_per_problem)
+    seeds = tbs * per_parent
+    if settings.max_seeds_per_step is not None:
+        seeds = min(seeds, settings.max_seeds_per_step)
+    per_seed = settings.synthesis_n + settings.synthesis_n * settings.solve_n
+    total = originals * n + (seeds * per_seed if settings.enable else 0)
+    return total, {"originals": originals, "n": n, "seeds": seeds, "per_seed": per_seed}
+
+
+def check_capacity(config, settings) -> None:
+    """One line naming both keys when the worst case of a step cannot fit TransferQueue's storage."""
+    size = _get(config, "transfer_queue.backend.SimpleStorage.total_storage_size")
+    backend = _get(config, "transfer_queue.backend.storage_backend", "SimpleStorage")
+    if backend != "SimpleStorage" or size is None:
+        return
+    total, parts = worst_case_trajectories(config, settings)
+    if total > int(size):
+        raise ValueError(
+            f"transfer_queue.backend.SimpleStorage.total_storage_size={size} is below the worst case of one SvS "
+            f"step: {total} trajectories ({parts['originals']} originals x {parts['n']} + {parts['seeds']} seeds "
+            f"x {parts['per_seed']}); raise it or bound the step with svs.max_seeds_per_step")
 
 
 def check_run_config(config) -> None:
@@ -90,9 +166,39 @@ def check_run_config(config) -> None:
     Raises ``ValueError`` naming the key at fault."""
     if _get(config, "trainer.v1.trainer_mode") != "svs":
         return
+    settings = None
     if config.get("svs", None) is not None:
-        check_svs_section(config.svs)   # first: the wiring check reads svs.enable, which must be a real bool
+        settings = check_svs_section(config.svs)   # first: the wiring check reads svs.enable (a real bool)
     check_wiring(config)
+    if settings is not None and settings.enable:
+        check_schedule(config)
+        check_bands(config, settings)
+        check_capacity(config, settings)
+
+
+def check_run_files(config) -> None:
+    """What the trainer checks on the machine it starts on, before any worker: the data files are there,
+    the synthesis dump folder can be written. Raises ``ValueError`` naming the key."""
+    if _get(config, "trainer.v1.trainer_mode") != "svs":
+        return
+    for key in ("data.train_files", "data.val_files"):
+        value = _plain(_get(config, key))
+        for path in ([value] if isinstance(value, str) else list(value or [])):
+            path = str(path)
+            if "://" in path:   # hdfs://, s3://: verl copies them itself
+                continue
+            if not Path(path).expanduser().exists():
+                raise ValueError(f"{key}: no such file {path}")
+    svs = config.get("svs", None)
+    dump = _get(svs, "dump_dir") if svs is not None else None
+    if dump is None:
+        local = _get(config, "trainer.default_local_dir")
+        dump = str(Path(str(local)) / "svs") if local is not None else None
+    if dump is not None:
+        folder = Path(str(dump)).expanduser()
+        existing = next((p for p in (folder, *folder.parents) if p.exists()), None)
+        if existing is None or not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+            raise ValueError(f"svs.dump_dir: cannot write {folder} ({existing} is not a writable folder)")
 
 
 def _one_line(exc: BaseException) -> str:
@@ -145,6 +251,9 @@ def compose_run_config(config_name: str, overrides: Iterable[str] = (), config_d
         raise ValueError(_one_line(exc)) from exc
 
     check_run_config(cfg)
+    from .engine_keys import check_engine
+
+    check_engine(cfg)   # actor.strategy=megatron without model_engine=megatron fails only inside the workers
 
     with warnings.catch_warnings():  # verl's optional engines warn when they are not installed
         warnings.simplefilter("ignore")
@@ -171,4 +280,5 @@ def compose_run_config(config_name: str, overrides: Iterable[str] = (), config_d
     return cfg
 
 
-__all__ = ["check_run_config", "check_wiring", "check_svs_section", "compose_run_config", "configs_dir"]
+__all__ = ["check_run_config", "check_run_files", "check_wiring", "check_svs_section", "compose_run_config",
+           "configs_dir", "worst_case_trajectories"]

@@ -40,6 +40,7 @@ from verl.utils.tensordict_utils import list_of_dict_to_tensordict
 from ..core import SvsRound, SynthesisTemplate
 from ..core.config import SAMPLER_KEYS, validate_svs_section
 from ..core.round import SolveTask, SynthesisTask
+from .dumps import DumpWriter
 
 logger = logging.getLogger(__name__)
 logger.setLevel(os.getenv("SVS_LOGGING_LEVEL", "INFO"))
@@ -88,6 +89,10 @@ class SvsReplayBuffer(ReplayBuffer):
                          **replay_buffer_kwargs)
         self.template = SynthesisTemplate.load(self.settings.template)
         self.dump_dir = Path(plugin["dump_dir"]) if plugin["dump_dir"] else None
+        self._dump_options = {"enable": plugin["dump_enable"], "compress": plugin["dump_compress"],
+                              "max_records_per_step": plugin["dump_max_records_per_step"],
+                              "keep_steps": plugin["dump_keep_steps"]}
+        self.dumps: DumpWriter | None = DumpWriter(self.dump_dir, **self._dump_options) if self.dump_dir else None
         self.tail_timeout_s: float | None = plugin["tail_timeout_s"]   # None: relative to the originals phase
         self.tail_timeout_factor: float = plugin["tail_timeout_factor"]
         self.batch_order: str = plugin["batch_order"]
@@ -109,6 +114,7 @@ class SvsReplayBuffer(ReplayBuffer):
         self.host = host
         if self.dump_dir is None and default_dump_dir:
             self.dump_dir = Path(default_dump_dir)
+            self.dumps = DumpWriter(self.dump_dir, **self._dump_options)
 
     # -- the sample ----------------------------------------------------------------------------------
     def sample(self, global_steps: int, partition_id: str, batch_size: int) -> tuple[KVBatchMeta, dict]:
@@ -146,7 +152,9 @@ class SvsReplayBuffer(ReplayBuffer):
         metrics.update(svs_metrics)
         metrics["svs/time/originals_s"] = t_originals
         metrics["svs/time/tail_s"] = time.monotonic() - t0 - t_originals
-        self._dump(global_steps, plan.records)
+        info = self.dumps.write(global_steps, plan.records) if self.dumps is not None else None
+        if info is not None:
+            metrics.update(info.metrics())
         return batch, metrics
 
     # -- hooks into verl's poll loop -----------------------------------------------------------------
@@ -377,6 +385,8 @@ class SvsReplayBuffer(ReplayBuffer):
             out[uid] = []
             for row in rows:
                 info = _reward_extra_info(row.get("extra_fields"))
+                if float(info.get("bad_ground_truth", 0) or 0) > 0:   # the reward manager could not verify it
+                    self.round.counts["bad_ground_truth"] += 1
                 if "acc" in info:
                     out[uid].append(float(info["acc"]) > 0)
                 else:  # a reward manager other than `svs`: fall back to a positive reward, counted
@@ -520,17 +530,6 @@ class SvsReplayBuffer(ReplayBuffer):
         metrics["svs/total/accepted"] = float(self.totals["accepted"])
         self.totals["steps"] += 1
         return KVBatchMeta(partition_id=TRAIN, keys=new_keys, tags=new_tags), metrics
-
-    def _dump(self, step: int, records: list[dict]) -> None:
-        if not self.dump_dir or not records:
-            return
-        self.dump_dir.mkdir(parents=True, exist_ok=True)
-        path = self.dump_dir / f"syntheses_step{step:06d}.jsonl"
-        tmp = path.with_suffix(".tmp")
-        with open(tmp, "w", encoding="utf-8") as fh:
-            for rec in records:
-                fh.write(json.dumps({"step": step, **rec}, ensure_ascii=False, default=str) + "\n")
-        os.replace(tmp, path)  # a resumed run rewrites a step's file instead of appending twice
 
     # -- checkpointing -------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

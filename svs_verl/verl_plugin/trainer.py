@@ -39,7 +39,7 @@ from verl.utils.import_utils import load_extern_object
 from verl.utils.tensordict_utils import NonTensorData
 
 from ..core import k_ladder, mean_pass_at_k
-from .checks import check_run_config
+from .checks import check_run_config, check_run_files
 
 if TYPE_CHECKING:
     from .sampler import SvsReplayBuffer
@@ -85,6 +85,7 @@ class SvsTrainer(_SyncWithPassAtK):
     def __init__(self, config):
         check_run_config(config)  # before verl builds any worker: a bad svs.* value fails here, naming the key
         self.weight_syncs = 0
+        self._prompt_builder = None
         self._entropy_unavailable = False
         self._svs_columns: list[str] | None = None
         super().__init__(config)
@@ -118,6 +119,10 @@ class SvsTrainer(_SyncWithPassAtK):
             svs=_plain(self.config.svs),
         )
 
+    def init(self):
+        check_run_files(self.config)   # on the machine the trainer runs on, before any worker starts
+        super().init()
+
     # -- the host interface of SvsReplayBuffer -------------------------------------------------------
     def _next_train_batch(self, num_prompts: int | None = None):
         batch = super()._next_train_batch(num_prompts)
@@ -132,11 +137,31 @@ class SvsTrainer(_SyncWithPassAtK):
     def svs_decode(self, token_ids: list[int]) -> str:
         return self.tokenizer.decode(token_ids, skip_special_tokens=True)
 
+    def svs_prompt_tokens(self, messages: list[dict]) -> list[int]:
+        """The prompt token ids the agent loop will send for these messages: verl's own Continuous Token
+        builder, chosen and configured as ``AgentLoopWorker`` does (model type, ``data.apply_chat_template_kwargs``)."""
+        if self._prompt_builder is None:
+            from verl.utils.tokenizer.continuous_token_wiring import create_continuous_token_builder
+
+            model_type = None
+            try:
+                from transformers import AutoConfig
+
+                path = self.config.actor_rollout_ref.model.path
+                model_type = getattr(AutoConfig.from_pretrained(path, trust_remote_code=bool(
+                    self.config.actor_rollout_ref.model.get("trust_remote_code", False))), "model_type", None)
+            except Exception as exc:  # noqa: BLE001 - the builder falls back to verl's default one
+                logger.warning("SvS: model type unknown (%s); measuring prompts with verl's default builder", exc)
+            kwargs = _plain(self.config.data.get("apply_chat_template_kwargs", None) or {})
+            self._prompt_builder = create_continuous_token_builder(
+                self.tokenizer, hf_model_type=model_type if isinstance(model_type, str) else None,
+                chat_template_kwargs=kwargs)
+        return list(self._prompt_builder.build_initial_tokens(messages))
+
     def svs_prompt_fits(self, messages: list[dict]) -> bool:
-        """Would verl's agent loop take this prompt whole? (It left-truncates longer ones silently.)"""
-        ids = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
-        ids = ids["input_ids"] if isinstance(ids, dict) or hasattr(ids, "keys") else ids
-        return len(ids) <= self.config.actor_rollout_ref.rollout.prompt_length
+        """Would verl's agent loop take this prompt whole? (It left-truncates longer ones with a warning
+        only; a synthesis prompt cut from the front would lose its instructions.)"""
+        return len(self.svs_prompt_tokens(messages)) <= self.config.actor_rollout_ref.rollout.prompt_length
 
     def svs_submit(self, rows: list[dict]) -> None:
         """Send synthesis / solve prompts to the rollout that is running now (no new phase, no sync)."""
@@ -190,8 +215,12 @@ class SvsTrainer(_SyncWithPassAtK):
             folder = os.path.join(self.config.trainer.default_local_dir, f"global_step_{self.global_steps}")
         path = os.path.join(os.path.abspath(folder), STATE_FILE)
         if os.path.exists(path):
-            with open(path, encoding="utf-8") as fh:
-                self.replay_buffer.load_state_dict(json.load(fh))
+            try:
+                with open(path, encoding="utf-8") as fh:
+                    self.replay_buffer.load_state_dict(json.load(fh))
+            except (OSError, ValueError, RecursionError) as exc:   # json.JSONDecodeError is a ValueError
+                raise ValueError(f"{path}: unreadable SvS sampler state ({' '.join(str(exc).split())[:200]}); it "
+                                 "only holds SvS's run totals: delete or rename it to resume without them") from None
             logger.info("SvS: restored sampler state from %s", path)
         else:
             logger.warning("SvS: no %s in %s; SvS statistics start from zero", STATE_FILE, folder)

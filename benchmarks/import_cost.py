@@ -37,7 +37,7 @@ print(json.dumps(out))
 def one(policy: str) -> dict:
     env = {**os.environ, "VERL_USE_EXTERNAL_PLUGINS": policy}
     env.pop("VERL_PLATFORM", None)
-    out = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, env=env, timeout=300)
+    out = subprocess.run([sys.executable, "-P", "-c", PROBE], capture_output=True, text=True, env=env, timeout=300)
     if out.returncode != 0:
         sys.exit(f"import verl failed with VERL_USE_EXTERNAL_PLUGINS={policy}: {out.stderr[-2000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])

@@ -6,6 +6,7 @@
 # Env (defaults): TEMPLATE=<this folder>/my_template.yaml; MODEL, TRAIN, VAL (unset: only render); NGPU=8;
 #   PYTHON=python3; DRY_RUN=0 (1: print the training command instead of running it)
 set -euo pipefail
+export PYTHONSAFEPATH=1   # no Python started here imports from the current directory (a planted module)
 PYTHON="${PYTHON:-python3}"
 TEMPLATE="${TEMPLATE:-$(dirname "$0")/my_template.yaml}"
 case "$TEMPLATE" in /*) ;; *) TEMPLATE="$PWD/$TEMPLATE" ;; esac   # Ray workers read it from elsewhere

@@ -14,6 +14,7 @@
 # If your prompts add an instruction to the problem (e.g. "Put the final answer in \boxed{}."), ask the
 # variational problems the same way: svs.solve_template='{problem} Put the final answer in \boxed{}.'
 set -euo pipefail
+export PYTHONSAFEPATH=1   # no Python started here imports from the current directory (a planted module)
 PYTHON="${PYTHON:-python3}"
 : "${TRAIN:?set TRAIN=<train parquet>}" "${VAL:?set VAL=<validation parquet>}" "${MODEL:?set MODEL=<HF id or dir>}"
 case "$TRAIN" in /*) ;; *) TRAIN="$PWD/$TRAIN" ;; esac   # Ray workers do not run in this directory

@@ -13,6 +13,7 @@
 # Env: SVS_VENV (default .venv), PYTHON (default python3), SVS_SYSTEM_SITE=1 (GPU: let the venv see the node's
 # own torch/vLLM when they are the tested versions), VLLM_USE_FLASHINFER_SAMPLER (GPU: default 0).
 set -euo pipefail
+export PYTHONSAFEPATH=1   # no Python started here imports from the current directory (a planted module)
 cd "$(dirname "$0")/.."
 
 VENV="${SVS_VENV:-.venv}"

@@ -35,6 +35,7 @@
 # start Ray on every node first (`ray start --head` on one node, `ray start --address=<head>:<port>` on the
 # others), then run the recipe on the head node; ray.init() joins that cluster.
 
+export PYTHONSAFEPATH=1   # no Python started here imports from the current directory (a planted module)
 case "${VARIANT:=svs}" in
   svs) CONFIG_NAME=svs_dapo ;;
   dapo) CONFIG_NAME=dapo ;;

@@ -367,13 +367,13 @@ def test_check_config_composes_svs_dapo_with_megatron_on_the_cpu(argvs):
      "actor_rollout_ref.actor.strategy=fsdp needs model_engine=dp (got model_engine=megatron)"),
 ])
 def test_a_strategy_without_its_engine_is_refused(overrides, message):
-    """verl composes and validates these on a CPU, then fails inside the GPU worker; check_engine says why."""
+    """verl composes and validates these on a CPU, then fails inside the GPU worker; check_engine says why,
+    and check-config (compose_run_config) runs it."""
     from svs_verl.verl_plugin.checks import compose_run_config
     from svs_verl.verl_plugin.engine_keys import check_engine
 
-    cfg = compose_run_config("svs_dapo", ["actor_rollout_ref.rollout.name=vllm", *overrides])
     with pytest.raises(ValueError, match=re.escape(message)) as err:
-        check_engine(cfg)
+        compose_run_config("svs_dapo", ["actor_rollout_ref.rollout.name=vllm", *overrides])
     assert "\n" not in str(err.value)
     check_engine(compose_run_config("svs_dapo", ["actor_rollout_ref.rollout.name=vllm", "model_engine=megatron"]))
 

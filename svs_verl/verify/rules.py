@@ -18,6 +18,7 @@ from fractions import Fraction
 
 from ..core.guards import BOX_COMMANDS
 from ..core.guards import bare_answer as unwrap  # noqa: F401  (the answer without $..$ / \\boxed{..} around it)
+
 MAX_ANSWER_CHARS = 2000  # an extracted answer longer than this is not an answer
 
 

@@ -35,6 +35,7 @@ import pytest
 import e2e_cpu
 from svs_verl.procmem import descendants, listening_sockets, ray_cluster_processes
 from test_e2e_cpu import WHY_NOT
+from test_e2e_loopback_cpu import _tmp_sockets
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(WHY_NOT is not None, reason=str(WHY_NOT))]
 RAY = str(Path(sys.executable).with_name("ray"))
@@ -69,15 +70,18 @@ class TwoNodes:
                          "RAY_DISABLE_IMPORT_WARNING": "1", "RAY_USAGE_STATS_ENABLED": "0"})
         self.log = base / "ray_start.log"
 
-    def _ray(self, *args: str) -> None:
+    def _ray(self, node: str, *args: str) -> None:
+        # vLLM's ZMQ IPC sockets go to VLLM_RPC_BASE_PATH (else /tmp/<uuid>, never removed): the node's temp dir
+        (self.temp[node] / "vllm").mkdir(exist_ok=True)
+        env = {**self.env, "VLLM_RPC_BASE_PATH": str(self.temp[node] / "vllm")}
         with open(self.log, "a") as log:
-            subprocess.run([RAY, "start", *args, "--disable-usage-stats",
+            subprocess.run([RAY, "start", *args, f"--temp-dir={self.temp[node]}", "--disable-usage-stats",
                             "--num-cpus=16", "--num-gpus=1", "--object-store-memory=500000000"],
-                           env=self.env, stdout=log, stderr=subprocess.STDOUT, timeout=180, check=True)
+                           env=env, stdout=log, stderr=subprocess.STDOUT, timeout=180, check=True)
 
     def start(self) -> None:
-        self._ray("--head", f"--port={self.port}", f"--temp-dir={self.temp['head']}", "--include-dashboard=false")
-        self._ray(f"--address={self.address}", f"--temp-dir={self.temp['node2']}")
+        self._ray("head", "--head", f"--port={self.port}", "--include-dashboard=false")
+        self._ray("node2", f"--address={self.address}")
 
     def raylets(self) -> dict[str, int]:
         """{"head"|"node2": raylet pid}, told apart by their temp directories."""
@@ -195,6 +199,7 @@ def run(tmp_path_factory):
     base = tmp_path_factory.mktemp("multinode")
     out = base / "out"
     nodes = TwoNodes(base)
+    sockets_before = _tmp_sockets()
     try:
         t0 = time.time()
         nodes.start()
@@ -222,7 +227,8 @@ def run(tmp_path_factory):
     finally:
         ended = nodes.stop()
     left = nodes.processes()
-    res = {"rc": proc.returncode, "stdout": stdout, "out": out, "placement": placement, "ended": ended, "logged": logged,
+    new_sockets = sorted(_tmp_sockets() - sockets_before)
+    res = {"rc": proc.returncode, "stdout": stdout, "out": out, "placement": placement, "ended": ended, "logged": logged, "new_sockets": new_sockets,
            "left": left, "temp": nodes.temp, "unauthenticated": unauthenticated, "authenticated": authenticated}
     e2e_cpu.FIGURES.append(
         f"2 Ray nodes (ray start, 1 logical GPU each, token auth) + quickstart --steps 2 --ray-address: "
@@ -277,3 +283,4 @@ def test_the_cluster_needs_its_token_and_vllm_its_api_key(run):
 def test_both_nodes_were_stopped_by_pid_and_their_temp_dirs_removed(run):
     assert run["ended"] and not run["left"]
     assert not any(p.exists() for p in run["temp"].values())
+    assert run["new_sockets"] == []          # vLLM's IPC sockets were in the nodes' temp dirs (VLLM_RPC_BASE_PATH)

@@ -78,7 +78,12 @@ def test_shm_paths_names_the_dev_shm_files_a_process_maps_or_holds_open(tmp_path
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdout.readline().strip() == "ok"
-        assert shm_paths(proc.pid) == {seg} and shm_paths(os.getpid()) == set()
+        assert shm_paths(proc.pid) == {seg}
+        idle = subprocess.Popen([sys.executable, "-c", "import time; print('ok', flush=True); time.sleep(60)"],
+                                stdout=subprocess.PIPE, text=True)
+        assert idle.stdout.readline().strip() == "ok" and shm_paths(idle.pid) == set()
+        idle.kill()
+        idle.wait()
     finally:
         proc.kill()
         proc.wait()

@@ -26,8 +26,6 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -228,7 +226,8 @@ def run(tmp_path_factory):
         ended = nodes.stop()
     left = nodes.processes()
     new_sockets = sorted(_tmp_sockets() - sockets_before)
-    res = {"rc": proc.returncode, "stdout": stdout, "out": out, "placement": placement, "ended": ended, "logged": logged, "new_sockets": new_sockets,
+    res = {"rc": proc.returncode, "stdout": stdout, "out": out, "placement": placement, "ended": ended,
+           "logged": logged, "new_sockets": new_sockets,
            "left": left, "temp": nodes.temp, "unauthenticated": unauthenticated, "authenticated": authenticated}
     e2e_cpu.FIGURES.append(
         f"2 Ray nodes (ray start, 1 logical GPU each, token auth) + quickstart --steps 2 --ray-address: "
@@ -253,7 +252,8 @@ def test_two_nodes_train_svs_groups_and_the_summary_is_right(run):
     assert sorted(steps) == [1, 2]                                  # the metrics file reached the trainer
     assert any(m.get("svs/update/vps_groups", 0) + m.get("svs/update/spa_groups", 0) > 0 for m in steps.values())
     lines = run["stdout"].splitlines()
-    assert [l.split(" | ")[0] for l in lines if re.match(r"step \d+/\d+ \|", l)] == ["step 1/2", "step 2/2"]  # once each
+    progress = [l.split(" | ")[0] for l in lines if re.match(r"step \d+/\d+ \|", l)]
+    assert progress == ["step 1/2", "step 2/2"]                     # one line per step, not one per node
     assert any(l.startswith("steps         2 in") for l in lines)
     memory = next(l for l in lines if l.startswith("peak memory"))
     procs = int(memory.split(" over ")[1].split()[0])

@@ -7,7 +7,6 @@ loopback or not), the processes of a Ray cluster found by its GCS port, and the 
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time

@@ -89,6 +89,103 @@ def test_svs_dapo_trains_syntheses_and_variational_problems(svs_run):
         assert m["svs/samples/vps"] == 4 * m["svs/update/vps_groups"]
         assert m["svs/samples/spa"] == 4 * m["svs/update/spa_groups"]
         assert m["svs/tokens/oqa"] > 0
+    assert_step_boundary(steps)
+
+
+def assert_step_boundary(steps: dict[int, dict]) -> None:
+    """Nothing of a step outlives it: no SvS group in flight and no SvS key left in TransferQueue beyond the
+    batch when sample() returns, no family of an original outside the batch, orphans bounded."""
+    for step, m in steps.items():
+        assert m["svs/step_end/inflight"] == 0, (step, m)
+        assert m["svs/tq/keys"] == 0, (step, m)
+        assert m["svs/abandoned/parent_not_in_batch"] == 0 and m["svs/state/orphans"] == 0, (step, m)
+
+
+def _workers(res: dict) -> dict[str, set[int]]:
+    """Ray actor class -> the pids that printed under it in the run's log ("(vLLMHttpServer pid=123) ...")."""
+    import re
+
+    found: dict[str, set[int]] = {}
+    log = Path(res["out"], "train.log").read_text(encoding="utf-8", errors="replace")
+    for name, pid in re.findall(r"\((\w+)(?:\[[^\]]*\])? pid=(\d+)(?:, ip=[^)]*)?\)", log):
+        found.setdefault(name, set()).add(int(pid))
+    return found
+
+
+TWO_GPUS = ["trainer.n_gpus_per_node=2", "actor_rollout_ref.rollout.agent.num_workers=2", "reward.num_workers=2",
+            "transfer_queue.backend.SimpleStorage.num_data_storage_units=2"]
+
+
+@pytest.fixture(scope="module")
+def two_gpu_run(embedded, tmp_path_factory):
+    """Deployment shape (a): two logical GPUs on one node - 2 FSDP ranks (gloo), 2 vLLM replicas, 2 agent-loop
+    workers, 2 reward workers, 2 TransferQueue storage units."""
+    model, data = embedded
+    res = e2e_cpu.run("quickstart", model, data, tmp_path_factory.mktemp("two_gpus"),
+                      [*TWO_GPUS, "trainer.total_training_steps=2", "trainer.test_freq=-1"])
+    workers = _workers(res)
+    FIGURES.append(e2e_cpu.figures(res) + "\n  workers: " + ", ".join(
+        f"{name} x{len(pids)}" for name, pids in sorted(workers.items())))
+    assert res["rc"] == 0, e2e_cpu.log_tail(res)
+    return res
+
+
+@pytest.mark.timeout(1500)
+def test_two_logical_gpus_train_svs_with_everything_doubled(two_gpu_run):
+    steps = _train_steps(two_gpu_run)
+    assert sorted(steps) == [1, 2]
+    assert any(m.get("svs/update/vps_groups", 0) + m.get("svs/update/spa_groups", 0) > 0 for m in steps.values())
+    assert {s: m["svs/perf/weight_syncs"] for s, m in steps.items()} == {1: 1.0, 2: 2.0}
+    assert_step_boundary(steps)
+    workers = _workers(two_gpu_run)                                # (each printed to the log at start-up)
+    for name in ("WorkerDict",              # two FSDP ranks (actor and reference colocated)
+                 "vLLMHttpServer",          # two vLLM replicas
+                 "AgentLoopWorkerTQ", "RewardLoopWorker", "SimpleStorageUnit"):
+        assert len(workers.get(name, ())) == 2, (name, workers)
+
+
+# svs_dapo's algorithmic settings unchanged: the `paper` template, guards off, no seed caps, 8 syntheses per
+# seed and 8 solves per problem. Only sizes (prompt budget for the paper prompt, batch) and formats (the
+# embedded data's one-number answers, hence the quickstart's solve instruction) differ.
+PAPER_DEFAULTS = ["svs.template=paper", "svs.guards.enable=false", "svs.max_seeds_per_problem=null",
+                  "svs.max_seeds_per_step=null", "svs.synthesis_n=8", "svs.solve_n=8",
+                  "data.max_prompt_length=512", "data.train_batch_size=2"]
+
+
+@pytest.fixture(scope="module")
+def paper_run(embedded, tmp_path_factory):
+    model, data = embedded
+    res = e2e_cpu.run("quickstart", model, data, tmp_path_factory.mktemp("paper"),
+                      [*PAPER_DEFAULTS, "trainer.total_training_steps=2", "trainer.test_freq=-1"], timeout_s=1500)
+    lines = [e2e_cpu.figures(res)]
+    for step, m in sorted(_train_steps(res).items()):
+        lines.append(f"  step {step}: " + ", ".join(f"{k.removeprefix('svs/')} {m.get(k, 0):.0f}" for k in (
+            "svs/underperforming", "svs/seeds", "svs/syntheses", "svs/accepted", "svs/update/vps_groups",
+            "svs/update/spa_groups", "svs/samples/spa", "svs/step_end/inflight")) + "; rejects " + ", ".join(
+            f"{k.removeprefix('svs/reject/')} {v:.0f}" for k, v in sorted(m.items()) if k.startswith("svs/reject/")))
+    FIGURES.append("\n".join(lines))
+    assert res["rc"] == 0, e2e_cpu.log_tail(res)
+    return res
+
+
+@pytest.mark.timeout(1800)
+def test_the_papers_defaults_run_end_to_end_with_consistent_counts(paper_run):
+    """What is guaranteed, step by step: seeds -> 8 syntheses each -> parsed or rejected -> one solve group of
+    8 per accepted problem -> rewards -> groups; the rest (how many parse, how many train) is printed."""
+    steps = _train_steps(paper_run)
+    assert sorted(steps) == [1, 2]
+    assert_step_boundary(steps)
+    for step, m in steps.items():
+        seeds, syntheses, accepted = m["svs/seeds"], m.get("svs/syntheses", 0), m.get("svs/accepted", 0)
+        if m["svs/abandoned/tail_timeout"] == 0:     # every admitted seed came back with 8 syntheses, or failed
+            assert syntheses == 8 * (seeds - m.get("svs/failed/synthesis", 0)), (step, m)
+        assert syntheses <= 8 * seeds, (step, m)
+        rejected = sum(v for k, v in m.items() if k.startswith("svs/reject/"))
+        assert accepted + rejected == syntheses, (step, m)                  # every synthesis judged once
+        assert m["svs/update/vps_groups"] <= seeds and m["svs/update/spa_groups"] <= accepted
+        assert m["svs/samples/vps"] == 8 * m["svs/update/vps_groups"]
+        assert m["svs/samples/spa"] == 8 * m["svs/update/spa_groups"]
+        assert m["svs/update/oqa_groups"] <= 2                              # the batch: train_batch_size originals
 
 
 @pytest.mark.timeout(60)

@@ -1,15 +1,19 @@
 """SvS replay buffer: verl's V1 ``ReplayBuffer`` with variational problem synthesis in the same rollout phase.
 
 verl's sync sampler polls TransferQueue (TQ) while the rollout replicas are awake. This subclass hooks the
-poll (``_sync_metadata_from_transfer_queue``): every original group that has just finished is scored by the
-core ``SvsRound``; if it is underperforming, its synthesis prompts are submitted to the running rollout at
-once; a finished synthesis group is parsed and its problems are submitted as solve groups; a finished
-solve group fixes its synthesis rewards. verl's own loop (DAPO dynamic sampling with refill included)
-still selects the original groups, unchanged, because SvS groups are hidden from it. When it returns,
-``sample`` keeps only the families of originals that are in verl's batch (the rest are dropped, counted
-and their late writes cleared; with verl's DAPO filter off, originals without reward variance are left out
-as the reference does), waits for the kept SvS work still in flight, writes the synthesis rewards into the
-synthesis trajectories' ``rm_scores``, and appends the VPS / SPA groups the update rules keep.
+poll (``_sync_metadata_from_transfer_queue``) and gathers what newly finished groups say, in one TQ read
+helper (``_fetch``); the core ``SvsRound`` decides everything: which originals are underperforming (their
+texts are then read), which seeds start, which syntheses parse, which rewards they earn. Two more hooks
+keep the step boundary: ``_sampleable_terminal_keys`` tells the round the order in which verl's originals
+become sampleable, and a family starts only for one of the first ``batch_size`` of them;
+``_select_prompt_uids`` makes verl's selection take that order (``svs.batch_order=arrival``). verl's own
+loop (DAPO dynamic sampling with refill included) is otherwise unchanged, because SvS groups are hidden
+from its status sets. When it returns, ``sample`` waits until no SvS request of the step is in flight
+(verl cannot cancel one; the tail timeout ends the wait for results, not for the requests), writes the
+synthesis rewards into the synthesis trajectories' ``rm_scores``, appends the VPS / SPA groups the update
+rules keep, clears the rest, and measures in TQ what is left (``svs/step_end/inflight``, ``svs/tq/keys``:
+both must be 0). With verl's DAPO filter off, originals without reward variance are left out as the
+reference does.
 
 Batch size: ``data.train_batch_size`` counts original prompts, as in verl's DAPO. The VPS and SPA groups
 come on top; their number is bounded by ``svs.max_seeds_per_step`` (each seed adds at most one synthesis
@@ -282,7 +286,7 @@ class SvsReplayBuffer(ReplayBuffer):
         # the round scores every original; it asks for the texts of the underperforming ones only
         seeding = [u for u in new_orig if acc[u] and rnd.score_original(u, acc[u])]
         fetched = self._fetch(seeding + new_syn, keys, ["responses"])
-        texts = {u: [self.host.svs_decode(row["responses"]) for row in fetched[u]] for u in seeding + new_syn}
+        texts = {u: [self.host.svs_decode(row["responses"].tolist()) for row in fetched[u]] for u in seeding + new_syn}
         columns = self._prompt_columns(seeding, keys)
         synth_tasks: list[SynthesisTask] = []
         for uid in seeding:

@@ -21,8 +21,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from svs_verl.evaluation.plot import collect_metrics  # noqa: E402
-from svs_verl.procmem import PeakMemory  # noqa: E402
-from svs_verl.quickstart import CPU_ENV, CPU_OVERRIDES  # noqa: E402
+from svs_verl.procmem import PeakMemory, RunLitter  # noqa: E402
+from svs_verl.quickstart import CPU_ENV, CPU_OVERRIDES, PYTHON_NO_CWD  # noqa: E402
 
 CONFIGS = ROOT / "configs"
 # the quickstart's formats on top of the dapo config, so that the DAPO baseline differs from svs_dapo in SvS only
@@ -44,7 +44,7 @@ def assets(cache: Path) -> tuple[Path, Path]:
 
 def command(config: str, model: Path, data: Path, out: Path, overrides: list[str]) -> list[str]:
     extra = DAPO_EMBEDDED if config == "dapo" else []
-    return [sys.executable, "-m", "verl.trainer.main_ppo", "--config-path", str(CONFIGS), "--config-name", config,
+    return [sys.executable, *PYTHON_NO_CWD, "--config-path", str(CONFIGS), "--config-name", config,
             *extra, *CPU_OVERRIDES,
             f"actor_rollout_ref.model.path={model}", f"data.train_files={data / 'train.parquet'}",
             f"data.val_files={data / 'val.parquet'}", f"trainer.default_local_dir={out / 'ckpt'}",
@@ -59,12 +59,14 @@ def run(config: str, model: Path, data: Path, out: Path, overrides: list[str] = 
         metrics_file.unlink()
     env = {**os.environ, **CPU_ENV, "PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": "1", "VLLM_NO_USAGE_STATS": "1",
            "VERL_FILE_LOGGER_PATH": str(metrics_file)}
+    litter = RunLitter()                 # the run's Ray session, vLLM's sockets and /dev/shm segments: removed after
+    env.update(litter.ray_tmpdir(env))
     cmd = command(config, model, data, out, list(overrides))
     t0 = time.time()
     first_step = None
     with open(out / "train.log", "w", encoding="utf-8") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=out, start_new_session=True)
-        with PeakMemory(proc.pid) as memory:
+        with PeakMemory(proc.pid, shm=litter.shm) as memory:
             timed_out = False
             while proc.poll() is None:
                 if first_step is None and metrics_file.exists() and metrics_file.stat().st_size > 0:
@@ -75,6 +77,8 @@ def run(config: str, model: Path, data: Path, out: Path, overrides: list[str] = 
                     break
                 time.sleep(1)
             rc = proc.wait()
+        _kill_group(proc)                # Ray workers main_ppo left behind in its process group, if any
+    litter.clean()
     steps = {}
     if metrics_file.exists():
         with open(metrics_file, encoding="utf-8") as fh:

@@ -649,3 +649,30 @@ def test_role_entropy_from_transfer_queue(partition):
     got = role_entropy(KVBatchMeta(partition_id="train", keys=keys, tags=[{}] * 4),
                        {"a": "oqa", "b-syn0": "vps", "b-syn0-v0": "spa"})
     assert got == {"svs/entropy/oqa": 2.0, "svs/entropy/vps": 0.5, "svs/entropy/spa": 4.0}
+
+
+def test_a_dead_rollout_engine_ends_the_step_in_one_line(partition):
+    """An original still running when its vLLM engine dies never finishes; verl's loop would poll for ever.
+    The sampler asks the replicas' /health while it waits: a replica that does not answer (here a port
+    nobody listens on) ends sample() with one line naming it and saying how to resume."""
+    import socket
+    import time
+
+    from svs_verl.verl_plugin.liveness import RolloutDeadError
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]                      # closed again: connections are refused
+    q1 = uid()
+    sim = RolloutSimulator(ScriptedPolicy({q1: [True] + [False] * 7}))
+    sim.run(sim.prompt(q1, "A farmer has 12 cows and buys 30 more. How many cows?", "42", 0), status="running")
+    sim.svs_rollout_addresses = lambda: [f"127.0.0.1:{port}"]
+    sim.svs_checkpoint_dir = "/ckpt"
+    buf = make_buffer(sim)
+    t0 = time.monotonic()
+    with pytest.raises(RolloutDeadError) as err:
+        buf.sample(global_steps=1, partition_id="train", batch_size=1)
+    assert time.monotonic() - t0 < 30
+    message = str(err.value)
+    assert f"rollout replica 0 at 127.0.0.1:{port}" in message and "/ckpt" in message and "\n" not in message
+    sim.finish(q1)

@@ -45,6 +45,7 @@ from ..core import SvsRound, SynthesisTemplate
 from ..core.config import SAMPLER_KEYS, validate_svs_section
 from ..core.round import SolveTask, SynthesisTask
 from .dumps import DumpWriter
+from .liveness import LivenessProbe
 
 logger = logging.getLogger(__name__)
 logger.setLevel(os.getenv("SVS_LOGGING_LEVEL", "INFO"))
@@ -53,6 +54,7 @@ ROLES = ("oqa", "vps", "spa")
 TRAIN = "train"              # the TransferQueue partition of training rollouts (verl's name)
 TAIL_TIMEOUT_FLOOR_S = 60.0  # the relative tail timeout is never shorter than this
 ORPHAN_POLLS = 200           # an orphan not seen in TransferQueue for this many polls is forgotten
+LIVENESS_INTERVAL_S = 10.0   # how often a waiting poll asks the vLLM replicas whether they are alive
 # dataset columns the agent loop pops before storing a trajectory (so they are not in TransferQueue)
 CONSUMED_BY_AGENT_LOOP = {"agent_name", "__rollout_n__", "__do_sample__", "validate", "uid", "global_steps"}
 
@@ -111,6 +113,7 @@ class SvsReplayBuffer(ReplayBuffer):
         self._step_uids: set[str] = set()         # every SvS task uid submitted in the current sample()
         self._status: dict[str, str] = {}         # tracked uid -> its prompt marker's status at the last poll
         self._orphans: dict[str, int] = {}        # uid -> polls since it was orphaned (late writes are cleared)
+        self._probe: LivenessProbe | None = None   # are the vLLM replicas alive? (built on first wait)
         self.totals: Counter[str] = Counter()    # cumulative over the run (checkpointed)
 
     def attach(self, host: SvsHost, default_dump_dir: str | None = None) -> None:
@@ -162,6 +165,22 @@ class SvsReplayBuffer(ReplayBuffer):
         return batch, metrics
 
     # -- hooks into verl's poll loop -----------------------------------------------------------------
+    def _check_rollout_alive(self) -> None:
+        """While waiting for groups: a dead vLLM engine never finishes the requests it held, and verl's loop
+        would wait for them for ever. Asked at most every ``LIVENESS_INTERVAL_S`` (one /health per replica);
+        a dead replica ends the step with ``RolloutDeadError`` (one line: which, and how to resume)."""
+        if self._probe is None:
+            addresses = getattr(self.host, "svs_rollout_addresses", lambda: [])() if self.host else []
+            if not addresses:
+                return
+            self._probe = LivenessProbe(addresses, resume_hint=getattr(self.host, "svs_checkpoint_dir", None),
+                                        interval_s=LIVENESS_INTERVAL_S)
+        self._probe()
+
+    def _wait_for_next_poll(self, partition_id, last_debug_time):
+        self._check_rollout_alive()
+        return super()._wait_for_next_poll(partition_id, last_debug_time)
+
     def _sync_metadata_from_transfer_queue(self):
         super()._sync_metadata_from_transfer_queue()
         tracked = self._step_uids | set(self._orphans)
@@ -471,6 +490,7 @@ class SvsReplayBuffer(ReplayBuffer):
                     f"SvS: {len(in_flight)} rollout group(s) still running {now - draining_since:.0f} s after the "
                     f"step's SvS work was abandoned ({shown}); the rollout looks stuck. The last checkpoint is "
                     "resumable (trainer.resume_mode=auto)")
+            self._check_rollout_alive()
             time.sleep(self.poll_interval)
 
     def _append_svs_groups(self, batch: KVBatchMeta, plan) -> tuple[KVBatchMeta, dict]:

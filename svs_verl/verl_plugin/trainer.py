@@ -131,6 +131,15 @@ class SvsTrainer(_SyncWithPassAtK):
                                  and not isinstance(batch.get(k), NonTensorData)]
         return batch
 
+    def svs_rollout_addresses(self) -> list[str]:
+        """host:port of every vLLM replica's HTTP server (for the sampler's liveness check)."""
+        manager = getattr(self, "llm_server_manager", None)
+        return list(getattr(manager, "server_addresses", None) or [])
+
+    @property
+    def svs_checkpoint_dir(self) -> str:
+        return str(self.config.trainer.default_local_dir)
+
     def svs_prompt_columns(self) -> list[str]:
         return list(self._svs_columns or [])
 

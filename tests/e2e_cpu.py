@@ -51,8 +51,10 @@ def command(config: str, model: Path, data: Path, out: Path, overrides: list[str
             "trainer.save_freq=-1", *overrides]
 
 
-def run(config: str, model: Path, data: Path, out: Path, overrides: list[str] = (), timeout_s: int = 900) -> dict:
-    """One main_ppo run: rc, wall seconds, seconds to the first logged step, peak summed PSS, metrics by step."""
+def run(config: str, model: Path, data: Path, out: Path, overrides: list[str] = (), timeout_s: int = 900,
+        on_poll=None) -> dict:
+    """One main_ppo run: rc, wall seconds, seconds to the first logged step, peak summed PSS, metrics by step.
+    ``on_poll(proc, metrics_file)`` is called every second while it runs (a test's fault injection)."""
     out.mkdir(parents=True, exist_ok=True)
     metrics_file = out / "metrics.jsonl"
     if metrics_file.exists():
@@ -75,6 +77,8 @@ def run(config: str, model: Path, data: Path, out: Path, overrides: list[str] = 
                     timed_out = True
                     _kill_group(proc)
                     break
+                if on_poll is not None:
+                    on_poll(proc, metrics_file)
                 time.sleep(1)
             rc = proc.wait()
         _kill_group(proc)                # Ray workers main_ppo left behind in its process group, if any

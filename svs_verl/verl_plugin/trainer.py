@@ -121,6 +121,10 @@ class SvsTrainer(_SyncWithPassAtK):
 
     def init(self):
         check_run_files(self.config)   # on the machine the trainer runs on, before any worker starts
+        if not self.config.data.get("filter_overlong_prompts", False):
+            logger.warning("SvS: data.filter_overlong_prompts=false: original prompts longer than "
+                           "actor_rollout_ref.rollout.prompt_length are left-truncated by verl's agent loop (the "
+                           "question is cut from the front); set it to true to drop them when the data loads")
         super().init()
 
     # -- the host interface of SvsReplayBuffer -------------------------------------------------------

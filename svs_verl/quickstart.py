@@ -206,7 +206,7 @@ def summarize(metrics_file: Path, out: Path, wall_s: float, rc: int, first_step_
     if memory:
         lines.append(memory)
     lines += [f"log           {out / 'train.log'}", f"metrics       {metrics_file}  (svs-verl plot training)",
-              f"syntheses     {out / 'ckpt' / 'svs'}/syntheses_step*.jsonl", f"checkpoints   {out / 'ckpt'}"]
+              f"syntheses     {out / 'ckpt' / 'svs'}/syntheses_step*.jsonl.gz  (svs_verl.verl_plugin.dumps.read_dump)", f"checkpoints   {out / 'ckpt'}"]
     return "\n".join(lines)
 
 

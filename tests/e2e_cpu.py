@@ -68,21 +68,23 @@ def run(config: str, model: Path, data: Path, out: Path, overrides: list[str] = 
     first_step = None
     with open(out / "train.log", "w", encoding="utf-8") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=out, start_new_session=True)
-        with PeakMemory(proc.pid, shm=litter.shm) as memory:
-            timed_out = False
-            while proc.poll() is None:
-                if first_step is None and metrics_file.exists() and metrics_file.stat().st_size > 0:
-                    first_step = time.time() - t0
-                if time.time() - t0 > timeout_s:
-                    timed_out = True
-                    _kill_group(proc)
-                    break
-                if on_poll is not None:
-                    on_poll(proc, metrics_file)
-                time.sleep(1)
-            rc = proc.wait()
-        _kill_group(proc)                # Ray workers main_ppo left behind in its process group, if any
-    litter.clean()
+        try:
+            with PeakMemory(proc.pid, shm=litter.shm) as memory:
+                timed_out = False
+                while proc.poll() is None:
+                    if first_step is None and metrics_file.exists() and metrics_file.stat().st_size > 0:
+                        first_step = time.time() - t0
+                    if time.time() - t0 > timeout_s:
+                        timed_out = True
+                        _kill_group(proc)
+                        break
+                    if on_poll is not None:
+                        on_poll(proc, metrics_file)
+                    time.sleep(1)
+                rc = proc.wait()
+        finally:   # also when the caller is interrupted (a pytest timeout): nothing of the run survives it
+            _kill_group(proc)            # Ray workers main_ppo left behind in its process group, if any
+            litter.clean()
     steps = {}
     if metrics_file.exists():
         with open(metrics_file, encoding="utf-8") as fh:

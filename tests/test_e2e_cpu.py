@@ -7,7 +7,8 @@ Runs (each a separate main_ppo process, figures printed at the end of the test o
 * ``quickstart +backend=cpu +size=cpu`` (svs_dapo semantics) on two logical GPUs (2 FSDP ranks, 2 vLLM
   replicas, 2 agent-loop and reward workers, 2 TQ units), 3 steps, checkpoint at step 2 and 3;
 * the paper's algorithmic defaults (``paper`` template, guards off, no seed caps, 8 x 8), 2 steps;
-* its ``svs.enable=false`` twin and ``--config-name dapo +embedded=quickstart``, 2 steps each, same seed;
+* its ``svs.enable=false`` twin and ``--config-name dapo +embedded=quickstart``, 2 steps each, same seed (the
+  twin's vLLM engine is then killed in step 3: the run must end in one line, resumable);
 * a resume from the step-2 checkpoint with ``resume_mode=auto`` that continues at step 3;
 * bad ``svs.*`` values, which must stop before any worker starts, naming the key.
 
@@ -84,14 +85,60 @@ def svs_run(embedded, tmp_path_factory):
     return res
 
 
+def _engine_core(root: int) -> int | None:
+    from svs_verl.procmem import descendants
+
+    for pid in descendants(root):
+        try:
+            if Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"VLLM::EngineCore"):
+                return pid
+        except OSError:
+            continue
+    return None
+
+
 @pytest.fixture(scope="module")
 def twin_run(embedded, tmp_path_factory):
+    """The svs.enable=false twin, 2 steps; then, while step 3 generates, ``kill -9`` of vLLM's EngineCore: the
+    run must end in one line naming the dead replica, resumable (before svs-verl's liveness check it logged
+    EngineDeadError and waited for ever in verl's poll loop)."""
+    import os
+    import signal
+    import time
+
     model, data = embedded
+    killed: dict = {}
+
+    def kill_engine_in_step_3(proc, metrics_file):
+        if killed or not metrics_file.exists():
+            return
+        if sum(1 for line in metrics_file.read_text().splitlines() if "timing_s/step" in line) < 2:
+            return
+        pid = _engine_core(proc.pid)
+        if pid is not None:
+            os.kill(pid, signal.SIGKILL)
+            killed.update(pid=pid, at=time.time())
+
     res = e2e_cpu.run("quickstart", model, data, tmp_path_factory.mktemp("twin"),
-                      ["svs.enable=false", "trainer.total_training_steps=2", "trainer.test_freq=-1"])
-    FIGURES.append(e2e_cpu.figures(res))
-    assert res["rc"] == 0, e2e_cpu.log_tail(res)
+                      ["svs.enable=false", "trainer.total_training_steps=3", "trainer.test_freq=-1"],
+                      on_poll=kill_engine_in_step_3)
+    res["killed"] = killed
+    res["ended_after_kill_s"] = time.time() - killed["at"] if killed else None
+    FIGURES.append(e2e_cpu.figures(res) + (
+        f"\n  kill -9 of EngineCore (pid {killed['pid']}) in step 3: the run ended {res['ended_after_kill_s']:.0f} s "
+        f"later, rc {res['rc']}" if killed else "\n  the engine was never killed"))
+    assert killed, e2e_cpu.log_tail(res)
     return res
+
+
+@pytest.mark.timeout(1200)
+def test_a_killed_engine_ends_the_run_in_one_line(twin_run):
+    log = Path(twin_run["out"], "train.log").read_text(encoding="utf-8", errors="replace")
+    lines = [line for line in log.splitlines() if "rollout replica 0 at" in line]
+    FIGURES.append("  " + (lines[-1].strip()[-300:] if lines else "no liveness line"))
+    assert not twin_run["timed_out"] and twin_run["rc"] != 0
+    assert lines and "trainer.resume_mode=auto" in lines[-1], e2e_cpu.log_tail(twin_run)
+    assert twin_run["ended_after_kill_s"] < 300
 
 
 def _train_steps(res: dict) -> dict[int, dict]:

@@ -676,3 +676,22 @@ def test_a_dead_rollout_engine_ends_the_step_in_one_line(partition):
     message = str(err.value)
     assert f"rollout replica 0 at 127.0.0.1:{port}" in message and "/ckpt" in message and "\n" not in message
     sim.finish(q1)
+
+
+def test_when_verl_fails_the_step_a_dead_replica_is_named(partition):
+    """Every group of the step failed because the engine died while they were queued: verl itself stops
+    ("no materializable trajectories"); the sampler names the dead replica instead, in one line."""
+    import socket
+
+    from svs_verl.verl_plugin.liveness import RolloutDeadError
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    q1 = uid()
+    sim = RolloutSimulator(ScriptedPolicy({q1: [True] + [False] * 7}))
+    sim.prompt(q1, "A farmer has 12 cows and buys 30 more. How many cows?", "42", 0, status="failure")
+    sim.svs_rollout_addresses = lambda: [f"127.0.0.1:{port}"]
+    with pytest.raises(RolloutDeadError, match=f"rollout replica 0 at 127.0.0.1:{port}") as err:
+        make_buffer(sim).sample(global_steps=1, partition_id="train", batch_size=1)
+    assert "materializable" in str(err.value.__cause__)

@@ -45,7 +45,7 @@ from ..core import SvsRound, SynthesisTemplate
 from ..core.config import SAMPLER_KEYS, validate_svs_section
 from ..core.round import SolveTask, SynthesisTask
 from .dumps import DumpWriter
-from .liveness import LivenessProbe
+from .liveness import LivenessProbe, RolloutDeadError
 
 logger = logging.getLogger(__name__)
 logger.setLevel(os.getenv("SVS_LOGGING_LEVEL", "INFO"))
@@ -130,7 +130,7 @@ class SvsReplayBuffer(ReplayBuffer):
         self._gen_tokens = Counter()
         self._counted = set()
         if not self.settings.enable:  # verl's own sampling; only the generated-token count is added
-            batch, metrics = super().sample(global_steps, partition_id, batch_size)
+            batch, metrics = self._verl_sample(global_steps, partition_id, batch_size)
             metrics["svs/tokens/oqa"] = float(self._gen_tokens["oqa"])
             self._counted = None
             return batch, metrics
@@ -145,7 +145,7 @@ class SvsReplayBuffer(ReplayBuffer):
         try:
             self._selecting = True
             try:
-                batch, metrics = super().sample(global_steps, partition_id, batch_size)
+                batch, metrics = self._verl_sample(global_steps, partition_id, batch_size)
             finally:
                 self._selecting = False
             t_originals = time.monotonic() - t0
@@ -163,6 +163,19 @@ class SvsReplayBuffer(ReplayBuffer):
         if info is not None:
             metrics.update(info.metrics())
         return batch, metrics
+
+    def _verl_sample(self, global_steps: int, partition_id: str, batch_size: int):
+        """verl's sampling loop; when it fails (e.g. every group of the step failed because a vLLM engine died:
+        verl says "no materializable trajectories"), a dead replica is named instead, in one line."""
+        try:
+            return super().sample(global_steps, partition_id, batch_size)
+        except Exception as exc:
+            self._probe = None                       # ask now, not at the next interval
+            try:
+                self._check_rollout_alive()
+            except RolloutDeadError as dead:
+                raise dead from exc
+            raise
 
     # -- hooks into verl's poll loop -----------------------------------------------------------------
     def _check_rollout_alive(self) -> None:

@@ -651,18 +651,24 @@ def test_role_entropy_from_transfer_queue(partition):
     assert got == {"svs/entropy/oqa": 2.0, "svs/entropy/vps": 0.5, "svs/entropy/spa": 4.0}
 
 
+def closed_port() -> int:
+    """A loopback port nobody listens on (bound, then closed again): connections to it are refused."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def test_a_dead_rollout_engine_ends_the_step_in_one_line(partition):
     """An original still running when its vLLM engine dies never finishes; verl's loop would poll for ever.
     The sampler asks the replicas' /health while it waits: a replica that does not answer (here a port
     nobody listens on) ends sample() with one line naming it and saying how to resume."""
-    import socket
     import time
 
     from svs_verl.verl_plugin.liveness import RolloutDeadError
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]                      # closed again: connections are refused
+    port = closed_port()
     q1 = uid()
     sim = RolloutSimulator(ScriptedPolicy({q1: [True] + [False] * 7}))
     sim.run(sim.prompt(q1, "A farmer has 12 cows and buys 30 more. How many cows?", "42", 0), status="running")
@@ -681,13 +687,9 @@ def test_a_dead_rollout_engine_ends_the_step_in_one_line(partition):
 def test_when_verl_fails_the_step_a_dead_replica_is_named(partition):
     """Every group of the step failed because the engine died while they were queued: verl itself stops
     ("no materializable trajectories"); the sampler names the dead replica instead, in one line."""
-    import socket
-
     from svs_verl.verl_plugin.liveness import RolloutDeadError
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = closed_port()
     q1 = uid()
     sim = RolloutSimulator(ScriptedPolicy({q1: [True] + [False] * 7}))
     sim.prompt(q1, "A farmer has 12 cows and buys 30 more. How many cows?", "42", 0, status="failure")

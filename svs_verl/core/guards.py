@@ -80,6 +80,7 @@ def containment(part: str, whole: str) -> float:
 
 
 BOX_COMMANDS = ("\\boxed", "\\fbox")
+_BRACE = re.compile(r"[{}]")
 
 
 def bare_answer(answer: str) -> str:
@@ -112,13 +113,14 @@ def bare_answer(answer: str) -> str:
 
 
 def closing_braces(text: str) -> dict[int, int]:
-    """Position of each ``{`` -> position of its matching ``}`` (one linear pass)."""
+    """Position of each ``{`` -> position of its matching ``}`` (one linear pass over the braces only)."""
     stack: list[int] = []
     match: dict[int, int] = {}
-    for i, ch in enumerate(text):
-        if ch == "{":
+    for m in _BRACE.finditer(text):
+        i = m.start()
+        if text[i] == "{":
             stack.append(i)
-        elif ch == "}" and stack:
+        elif stack:
             match[stack.pop()] = i
     return match
 

@@ -16,26 +16,10 @@ from bisect import bisect_right
 from collections import Counter
 from fractions import Fraction
 
-from ..core.guards import BOX_COMMANDS
+from ..core.guards import BOX_COMMANDS, closing_braces
 from ..core.guards import bare_answer as unwrap  # noqa: F401  (the answer without $..$ / \\boxed{..} around it)
 
 MAX_ANSWER_CHARS = 2000  # an extracted answer longer than this is not an answer
-
-
-_BRACE = re.compile(r"[{}]")
-
-
-def _closing_braces(text: str) -> dict[int, int]:
-    """Position of each ``{`` -> position of its matching ``}`` (one linear pass over the braces only)."""
-    stack: list[int] = []
-    match: dict[int, int] = {}
-    for m in _BRACE.finditer(text):
-        i = m.start()
-        if text[i] == "{":
-            stack.append(i)
-        elif stack:
-            match[stack.pop()] = i
-    return match
 
 
 def _box_spans(text: str) -> tuple[list[tuple[int, int, str]], bool]:
@@ -47,7 +31,7 @@ def _box_spans(text: str) -> tuple[list[tuple[int, int, str]], bool]:
     spans: list[tuple[int, int, str]] = []
     unclosed_after = -1
     if opens:
-        match = _closing_braces(text)
+        match = closing_braces(text)
         for start, pos in opens:
             if pos not in match:
                 unclosed_after = start

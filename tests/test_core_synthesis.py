@@ -16,15 +16,20 @@ def test_builtins_load():
 
 
 def test_paper_prompt_has_the_reference_structure():
-    """The seed response in a tagged block, the request for the original problem, a ```text fence."""
+    """The seed response in a tagged block, the request for a *variant* with the same final answer (not for
+    the original problem back: variants are where SvS's diversity comes from), a ```text fence."""
     solution = r"We have $\frac{a}{b}$ with {braces} and {answer} literally. So \boxed{42}."
     msgs = PAPER.messages(solution, "42")
     assert [m["role"] for m in msgs] == ["user"]
     content = msgs[0]["content"]
     assert f"<response>\n{solution}\n</response>" in content   # braces in the solution are not format fields
-    assert "most plausibly" in content and "```text" in content
+    assert "write a variant of that problem" in content and "same final answer" in content
+    assert "recover" not in content and "exactly this response" not in content   # the old request for the original
+    assert content.rstrip().endswith("```text\n[the problem]\n```")               # the output format comes last
     assert "{solution}" not in content and "```problem" not in content
     assert (PAPER.block, PAPER.close) == ("first", "lenient")
+    # the format the prompt asks for parses back to the problem, by the reference's rule
+    assert parse_synthesis("Thinking.\n```text\nA new problem?\n```", PAPER).problem == "A new problem?"
 
 
 def test_problem_fence_prompt_asks_for_its_own_fence():

@@ -139,3 +139,73 @@ def test_the_trainer_checks_its_files_before_any_worker(tmp_path):
     unwritable = OmegaConf.merge(cfg, {"svs": {"dump_dir": str(blocker / "dumps")}})
     with pytest.raises(ValueError, match="svs.dump_dir: cannot write"):
         check_run_files(unwritable)
+
+
+# ---- svs.solve_template against the training prompts' answer format (a start-up warning) -------------------
+def _data(tmp_path, name, instruction, n=8, system=None, sep="\n"):
+    from svs_verl.data.schema import make_row, write_parquet
+
+    rows = [make_row("t", f"What is {i} + {i}?", str(2 * i), split="train", index=i, instruction=instruction, sep=sep)
+            for i in range(n)]
+    if system is not None:
+        for row in rows:
+            row["prompt"] = [{"role": "system", "content": system}, *row["prompt"]]
+    return write_parquet(rows, tmp_path / f"{name}.parquet")
+
+
+DAPO_17K = ("Solve the following math problem step by step. The last line of your response should be of the form "
+            "Answer: $Answer (without quotes) where $Answer is the answer to the problem.")
+BOXED = "Please reason step by step, and put your final answer within \\boxed{}."
+
+
+def _warnings(caplog, name, overrides):
+    from svs_verl.verl_plugin.checks import compose_run_config
+
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="svs_verl"):
+        compose_run_config(name, overrides)
+    return [r.getMessage() for r in caplog.records if "svs.solve_template" in r.getMessage()]
+
+
+def test_solve_template_in_another_answer_format_than_the_training_prompts_warns_in_one_line(tmp_path, caplog):
+    dapo = _data(tmp_path, "dapo17k", DAPO_17K)
+    got = _warnings(caplog, "svs_dapo", [*GOOD, f"data.train_files={dapo}"])   # default solve template: \boxed{}
+    assert len(got) == 1 and "\n" not in got[0], got
+    assert got[0].startswith("SvS: svs.solve_template asks for \\boxed{}, but the training prompts")
+    assert f"({dapo}: 8 of 8 rows read) ask for an \"Answer:\" line" in got[0], got[0]
+    # the same data with a solve template in its own format: silent
+    same = "svs.solve_template='{problem}\\nRemember to put your answer on its own line after \"Answer:\".'"
+    assert _warnings(caplog, "svs_dapo", [*GOOD, f"data.train_files={dapo}", same]) == []
+    # boxed data (svs-verl data prepare's default) with the default template: silent
+    assert _warnings(caplog, "svs_dapo", [*GOOD, f"data.train_files={_data(tmp_path, 'boxed', BOXED)}"]) == []
+
+
+def test_solve_format_warning_both_ways_with_the_quickstart(tmp_path, caplog):
+    """The quickstart asks for "just the final number"; boxed training data is the mismatch, and vice versa."""
+    boxed = _data(tmp_path, "boxed", BOXED)
+    got = _warnings(caplog, "quickstart", [f"data.train_files={boxed}"])
+    assert len(got) == 1 and "asks for just the final number" in got[0] and "ask for \\boxed{}" in got[0], got
+    number = _data(tmp_path, "number", "Answer with just the final number.", sep=" ")
+    assert _warnings(caplog, "quickstart", [f"data.train_files={number}"]) == []
+
+
+def test_solve_format_rule_counts_system_messages_and_majorities(tmp_path, caplog):
+    from svs_verl.core.config import validate_svs_section
+    from svs_verl.verl_plugin.checks import check_solve_format
+
+    # the instruction in a system message: a solve prompt keeps the parent's system messages, so a bare
+    # "{problem}" solve template asks the same way
+    sysdata = _data(tmp_path, "system", None, system=BOXED)
+    bare_template = "svs.solve_template='{problem}'"
+    assert _warnings(caplog, "svs_dapo", [*GOOD, f"data.train_files={sysdata}", bare_template]) == []
+    # ... while originals with no instruction at all and a boxed solve template differ
+    bare = _data(tmp_path, "bare", None)
+    got = _warnings(caplog, "svs_dapo", [*GOOD, f"data.train_files={bare}"])
+    assert len(got) == 1 and "ask for no known answer format" in got[0], got
+    # a minority of rows in another format does not warn; a majority does
+    settings, _ = validate_svs_section({})
+    boxed = [[{"role": "user", "content": f"Problem {i}. {BOXED}"}] for i in range(5)]
+    dapo = [[{"role": "user", "content": f"{DAPO_17K} Problem {i}."}] for i in range(3)]
+    assert check_solve_format(None, settings, boxed + dapo) is None
+    assert "3 of 5 rows read" in check_solve_format(None, settings, boxed[:2] + dapo, "f.parquet")
+    assert check_solve_format(None, settings, []) is None       # nothing read: nothing to compare

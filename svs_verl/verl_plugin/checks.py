@@ -13,12 +13,24 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import os
+import re
 import warnings
+from collections import Counter
 from pathlib import Path
 from typing import Any, Iterable
 
 SVS_SAMPLER = {"path": "pkg://svs_verl.verl_plugin.sampler", "name": "SvsReplayBuffer"}
+logger = logging.getLogger("svs_verl")
+
+# The answer formats a prompt can ask for, told apart by the words of the instructions svs-verl writes and
+# reads (svs_verl/data/schema.py: BOXED_INSTRUCTION, DAPO_PREFIX/DAPO_SUFFIX, LAST_NUMBER_INSTRUCTION); the first
+# that matches names the format of a prompt.
+ANSWER_FORMATS = (("\\boxed{}", re.compile(r"\\boxed")),
+                  ('an "Answer:" line', re.compile(r"\bAnswer:")),
+                  ("just the final number", re.compile(r"\bfinal number\b", re.IGNORECASE)))
+FORMAT_SAMPLE_ROWS = 64   # training prompts read to tell their answer format (one parquet batch)
 
 
 def _get(node: Any, dotted: str, default: Any = None) -> Any:
@@ -76,6 +88,62 @@ def check_svs_section(svs: Any):
     except ValueError as exc:
         raise ValueError(f"svs.template={settings.template}: {exc}") from None
     return settings
+
+
+def answer_format(text: str) -> str | None:
+    """The answer format a prompt text asks for (``ANSWER_FORMATS``), or None when it asks for none of them."""
+    for name, pattern in ANSWER_FORMATS:
+        if pattern.search(text):
+            return name
+    return None
+
+
+def training_prompts(config, limit: int = FORMAT_SAMPLE_ROWS) -> tuple[str | None, list]:
+    """(file, up to ``limit`` prompts) of the first local parquet file of ``data.train_files``, each a list of
+    chat messages (``data.prompt_key``); ``(None, [])`` when none can be read here (a missing file is
+    ``check_run_files``' business; remote and non-parquet files are not read)."""
+    files = _plain(_get(config, "data.train_files"))
+    files = [files] if isinstance(files, str) else list(files or [])
+    key = str(_get(config, "data.prompt_key", "prompt"))
+    for path in map(str, files):
+        if "://" in path or not path.endswith(".parquet") or not Path(path).expanduser().is_file():
+            continue
+        try:
+            import pyarrow.parquet as pq
+
+            batch = next(pq.ParquetFile(Path(path).expanduser()).iter_batches(batch_size=limit, columns=[key]), None)
+        except Exception:  # noqa: BLE001 - unreadable here: verl's dataset names the problem when it loads
+            return None, []
+        return path, [] if batch is None else [row.get(key) for row in batch.to_pylist()]
+    return None, []
+
+
+def check_solve_format(config, settings, prompts: list | None = None, source: str = "") -> str | None:
+    """One warning line (logged, and returned) when ``svs.solve_template`` asks for another answer format than
+    the training prompts: the variational problems would be asked differently from the originals (e.g. data
+    kept in DAPO-17k's "Answer:" format with the default \\boxed{} solve template). Compared per row, system
+    messages included on both sides (a solve prompt keeps its parent's system messages); silent when most
+    rows agree, when no prompt can be read, or when neither side asks for a known format."""
+    if prompts is None:
+        source, prompts = training_prompts(config)
+    instruction = settings.solve_template.replace("{problem}", " ")
+    pairs = []
+    for messages in prompts:
+        if isinstance(messages, str):
+            messages = [{"role": "user", "content": messages}]
+        msgs = [m for m in (messages or []) if isinstance(m, dict) and isinstance(m.get("content"), str)]
+        system = " ".join(m["content"] for m in msgs if m.get("role") == "system")
+        pairs.append((answer_format(" ".join(m["content"] for m in msgs)), answer_format(f"{instruction} {system}")))
+    differ = Counter(pair for pair in pairs if pair[0] != pair[1])
+    if not pairs or 2 * sum(differ.values()) <= len(pairs):
+        return None
+    (data_format, solve_format), _ = differ.most_common(1)[0]
+    message = (f"svs.solve_template asks for {solve_format or 'no known answer format'}, but the training prompts "
+               f"({source or 'data.train_files'}: {sum(differ.values())} of {len(pairs)} rows read) ask for "
+               f"{data_format or 'no known answer format'}: variational problems are asked differently from the "
+               f"originals; set svs.solve_template to the training prompts' instruction")
+    logger.warning("SvS: %s", message)
+    return message
 
 
 def check_schedule(config) -> None:
@@ -174,6 +242,7 @@ def check_run_config(config) -> None:
         check_schedule(config)
         check_bands(config, settings)
         check_capacity(config, settings)
+        check_solve_format(config, settings)   # a warning, not an error
 
 
 def check_run_files(config) -> None:
@@ -280,5 +349,5 @@ def compose_run_config(config_name: str, overrides: Iterable[str] = (), config_d
     return cfg
 
 
-__all__ = ["check_run_config", "check_run_files", "check_wiring", "check_svs_section", "compose_run_config",
-           "configs_dir", "worst_case_trajectories"]
+__all__ = ["answer_format", "check_run_config", "check_run_files", "check_solve_format", "check_wiring",
+           "check_svs_section", "compose_run_config", "configs_dir", "training_prompts", "worst_case_trajectories"]

@@ -442,6 +442,13 @@ class SvsRound:
         m["svs/update/spa_groups"] = float(len(solves))
         return m
 
+    def state_sizes(self) -> dict[str, int]:
+        """Sizes of the round's containers (the sampler logs them as ``svs/state/round_<name>`` at the step's end;
+        a round lives for one step, so each is bounded by that step's originals and tasks)."""
+        return {"originals": len(self.originals), "syntheses": len(self.syntheses), "solves": len(self.solves),
+                "waiting": len(self._waiting), "candidates": len(self._candidates), "arrival": len(self._arrival),
+                "abandoned": len(self._abandoned), "counts": len(self.counts)}
+
     # -- checkpointing -------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         return {

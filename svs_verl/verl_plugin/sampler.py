@@ -108,6 +108,8 @@ class SvsReplayBuffer(ReplayBuffer):
         self._seen: set[str] = set()             # originals already fed to the round this step
         self._parent_columns: dict[str, dict] = {}  # seeded original uid -> its prompt columns
         self._gen_tokens: Counter[str] = Counter()  # generated tokens per role in the current step
+        self.prompt_tokens: Counter[str] = Counter()  # prompt tokens per role in the current step (the trainer logs
+                                                      # them: svs/prompt_tokens/<role>, in both arms)
         self._counted: set[str] | None = None     # groups already counted (None outside sample())
         self._selecting = False                   # inside verl's selection loop (originals may still arrive)
         self._step_uids: set[str] = set()         # every SvS task uid submitted in the current sample()
@@ -128,6 +130,7 @@ class SvsReplayBuffer(ReplayBuffer):
         if partition_id != TRAIN:
             return super().sample(global_steps, partition_id, batch_size)
         self._gen_tokens = Counter()
+        self.prompt_tokens = Counter()
         self._counted = set()
         if not self.settings.enable:  # verl's own sampling; only the generated-token count is added
             batch, metrics = self._verl_sample(global_steps, partition_id, batch_size)
@@ -262,7 +265,8 @@ class SvsReplayBuffer(ReplayBuffer):
                     self._status.pop(uid, None)
 
     def _count_generated_tokens(self) -> None:
-        """Tokens generated this step per role, every finished group counted once (evicted ones too)."""
+        """Tokens generated this step per role, and the prompt tokens they were generated from (each sample's
+        prompt: what the rollout prefilled), every finished group counted once (evicted ones too)."""
         done = (self.finished_keys[TRAIN] | self.failure_keys[TRAIN]) - self._counted
         if not done:
             return
@@ -273,6 +277,7 @@ class SvsReplayBuffer(ReplayBuffer):
                 if self.round is not None:
                     role = "vps" if uid in self.round.syntheses else "spa" if uid in self.round.solves else "oqa"
                 self._gen_tokens[role] += int(tag.get("response_len", 0))
+                self.prompt_tokens[role] += int(tag.get("prompt_len", 0))
         self._counted |= done
 
     def _svs_uids(self) -> set[str]:
@@ -557,7 +562,6 @@ class SvsReplayBuffer(ReplayBuffer):
             metrics[f"svs/samples/{role}"] = float(sum(1 for k in new_keys if self.roles[k.split("_")[0]] == role))
         metrics["svs/step_end/inflight"] = float(len(in_flight))
         metrics["svs/tq/keys"] = float(len(left))
-        metrics["svs/state/orphans"] = float(len(self._orphans))
         if in_flight or left:
             logger.error("SvS step boundary: %d SvS group(s) still in flight, %d SvS key(s) left in TransferQueue "
                          "beyond the batch", len(in_flight), len(left))
@@ -566,7 +570,23 @@ class SvsReplayBuffer(ReplayBuffer):
         metrics["svs/total/seeds"] = float(self.totals["seeds"])
         metrics["svs/total/accepted"] = float(self.totals["accepted"])
         self.totals["steps"] += 1
+        metrics.update({f"svs/state/{name}": float(size) for name, size in self.state_sizes().items()})
+        metrics.update({f"svs/state/round_{name}": float(size) for name, size in rnd.state_sizes().items()})
         return KVBatchMeta(partition_id=TRAIN, keys=new_keys, tags=new_tags), metrics
+
+    def state_sizes(self) -> dict[str, int]:
+        """Sizes of what the sampler keeps from one step to the next (``svs/state/<name>``: a long run shows them
+        bounded). Per-step containers are cleared when a step starts; these are their sizes at the step's end."""
+        tq_partition = self.partitions.get(TRAIN, {})
+        return {"orphans": len(self._orphans),                 # bounded by ORPHAN_POLLS
+                "status": len(self._status),                   # tracked uids; kept across steps for orphans only
+                "step_uids": len(self._step_uids),             # this step's SvS task uids
+                "seen": len(self._seen),                       # this step's originals fed to the round
+                "parent_columns": len(self._parent_columns),   # this step's seeded originals
+                "roles": len(self.roles),                      # groups of the last batch
+                "totals": len(self.totals),                    # counter names (checkpointed)
+                "tq_partition": len(tq_partition),             # verl's snapshot of TransferQueue's train partition
+                "prompt_global_steps": len(self.prompt_global_steps.get(TRAIN, {}))}   # verl's per-prompt steps
 
     # -- checkpointing -------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

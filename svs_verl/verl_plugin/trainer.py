@@ -7,6 +7,13 @@ What it adds to ``PPOTrainerSync``:
   synthesis and solve prompts through ``svs_submit`` into the same rollout verl's own prompts go to;
 * per-role entropy (``svs/entropy/{oqa,vps,spa}``) from the entropies verl already computes;
 * a counter of the weight-sync hooks verl calls (``svs/perf/weight_syncs``; SvS itself calls none);
+* what the step-cost model needs (benchmarks/svs_step_cost.py), in both arms (``svs.enable=false`` too):
+  prompt tokens per role (``svs/prompt_tokens/<role>``, next to the sampler's ``svs/tokens/<role>``), and for
+  the batch that old-log-prob and the update process, its real sequence tokens (``svs/batch/seq_tokens``, per
+  role too), verl's padding dummies (``svs/batch/dummy_samples`` / ``dummy_tokens``) and the tokens its
+  micro-batches cost (``svs/batch/padded_tokens/{old_log_prob,update}``: rows x longest sequence summed over
+  micro-batches without remove-padding; replayed with verl's own micro-batch function, see ``batch_cost``);
+* verl's padding dummies shortened from 128 tokens to ``DUMMY_SEQ_LEN`` (``shorten_padding_dummies``);
 * SvS sampler state saved with verl's checkpoints (``svs_state.json``) and restored on resume.
 
 The registered name is ``svs``, but verl's base class compares ``trainer_mode`` with ``"sync"`` to pick
@@ -51,7 +58,31 @@ logger = logging.getLogger(__name__)
 logger.setLevel(os.getenv("SVS_LOGGING_LEVEL", "INFO"))
 
 STATE_FILE = "svs_state.json"
+# verl 0.9.1 pads a batch to a multiple of ppo_mini_batch_size x rollout.n (and the DP size) with dummy samples of
+# SYNTHETIC_PADDING_SEQ_LEN = 128 tokens (verl/trainer/ppo/padding_utils.py). A dummy has response_mask 0: it adds
+# nothing to the loss, the gradient, the advantages or the metrics (verl filters `is_padding`), only compute to
+# old-log-prob and the update. 2 tokens (1 prompt + 1 response, verl's template needs one of each) is the minimum.
+DUMMY_SEQ_LEN = 2
+VERL_DUMMY_SEQ_LEN = 128
 _NOT_PROMPT_COLUMNS = {"uid", "global_steps"}
+
+
+def shorten_padding_dummies() -> bool:
+    """Make verl's padding dummies ``DUMMY_SEQ_LEN`` tokens long instead of 128 (waste, not work: see
+    ``DUMMY_SEQ_LEN``). Version-guarded: only verl 0.9.1 with the constant at verl's value is changed; anything
+    else is left alone with a warning. Returns whether the dummies are now short."""
+    import verl
+    from verl.trainer.ppo import padding_utils
+
+    current = getattr(padding_utils, "SYNTHETIC_PADDING_SEQ_LEN", None)
+    if current == DUMMY_SEQ_LEN:
+        return True
+    if verl.__version__ != "0.9.1" or current != VERL_DUMMY_SEQ_LEN:
+        logger.warning("SvS: verl %s pads batches with dummies of %r tokens; left as they are (svs-verl shortens "
+                       "verl 0.9.1's 128-token ones)", verl.__version__, current)
+        return False
+    padding_utils.SYNTHETIC_PADDING_SEQ_LEN = DUMMY_SEQ_LEN   # read by construct_minimal_padding_template per call
+    return True
 
 
 class _SyncWithPassAtK(PPOTrainerSync):
@@ -88,6 +119,8 @@ class SvsTrainer(_SyncWithPassAtK):
         self._prompt_builder = None
         self._entropy_unavailable = False
         self._svs_columns: list[str] | None = None
+        self._cost_unavailable = False
+        shorten_padding_dummies()   # in this process: verl pads the batch here (_balance_batch)
         super().__init__(config)
         self.replay_buffer.attach(self, default_dump_dir=os.path.join(config.trainer.default_local_dir, "svs"))
 
@@ -196,6 +229,38 @@ class SvsTrainer(_SyncWithPassAtK):
         metrics["svs/perf/weight_syncs"] = float(self.weight_syncs)
         return metrics
 
+    def _balance_batch(self, batch: KVBatchMeta, metrics, logging_prefix="global_seqlen", keep_minibatch=False):
+        """verl's padding and DP balancing; then what the cost model needs, measured on the batch as the workers
+        will get it (dummies included, in verl's order)."""
+        batch = super()._balance_batch(batch, metrics, logging_prefix=logging_prefix, keep_minibatch=keep_minibatch)
+        buffer = self.replay_buffer
+        roles = ("oqa", "vps", "spa") if buffer.settings.enable else ("oqa",)
+        metrics.update({f"svs/prompt_tokens/{r}": float(buffer.prompt_tokens[r]) for r in roles})
+        if not self._cost_unavailable:
+            try:
+                metrics.update(batch_cost(batch.keys, batch.tags, buffer.roles, **self._cost_settings()))
+            except Exception as exc:  # metrics must never stop training
+                self._cost_unavailable = True
+                logger.warning("SvS: batch cost metrics unavailable, not logged for this run: %s", exc)
+        return batch
+
+    def _cost_settings(self) -> dict:
+        """How verl's actor worker splits the batch (engine_workers.py: ActorRolloutRefWorker.init_model and
+        TrainingWorker.train_mini_batch / infer_batch)."""
+        arr = self.config.actor_rollout_ref
+        actor, rollout = arr.actor, arr.rollout
+        mapping = self.actor_rollout_wg._dispatch_info.get("actor")
+        dp_size = max(mapping) + 1 if mapping else 1
+        sp = int(actor.get("ulysses_sequence_parallel_size", 1) or 1)
+        dynamic = bool(actor.use_dynamic_bsz)
+        return {"dp_size": dp_size, "remove_padding": bool(arr.model.get("use_remove_padding", False)),
+                "mini_batch_size": int(actor.ppo_mini_batch_size) * int(rollout.n),
+                "epochs": int(actor.get("ppo_epochs", 1) or 1), "shuffle": bool(actor.get("shuffle", False)),
+                "log_prob": {"max_token_len": int(rollout.log_prob_max_token_len_per_gpu) * sp if dynamic else None,
+                             "micro_batch_size": None if dynamic else rollout.log_prob_micro_batch_size_per_gpu},
+                "update": {"max_token_len": int(actor.ppo_max_token_len_per_gpu) * sp if dynamic else None,
+                           "micro_batch_size": None if dynamic else actor.ppo_micro_batch_size_per_gpu}}
+
     def _compute_old_log_prob(self, batch: KVBatchMeta, metrics: dict) -> KVBatchMeta:
         batch = super()._compute_old_log_prob(batch, metrics)
         roles = self.replay_buffer.roles
@@ -237,6 +302,87 @@ class SvsTrainer(_SyncWithPassAtK):
             logger.info("SvS: restored sampler state from %s", path)
         else:
             logger.warning("SvS: no %s in %s; SvS statistics start from zero", STATE_FILE, folder)
+
+
+def micro_batch_shapes(seq_lens: list[int], *, max_token_len: int | None = None,
+                       micro_batch_size: int | None = None, min_num_micro_batch: int | None = None) -> list[tuple[int, int]]:
+    """(rows, longest sequence) of each micro-batch verl's engine forms from sequences of these lengths on one
+    rank: verl's own ``rearrange_micro_batches`` (token budget ``max_token_len``, ``use_dynamic_bsz``) or its
+    fixed-size chunks (``micro_batch_size``), as ``verl.workers.engine.utils.prepare_micro_batches`` calls them.
+    Without remove-padding each micro-batch is one (rows, longest) tensor: that is what its forward costs."""
+    from tensordict import TensorDict
+
+    from verl.utils.seqlen_balancing import rearrange_micro_batches
+
+    if not seq_lens:
+        return []
+    if max_token_len is None:
+        size = int(micro_batch_size)
+        return [(len(chunk), max(chunk)) for chunk in (seq_lens[i:i + size] for i in range(0, len(seq_lens), size))]
+    ids = torch.nested.nested_tensor([torch.zeros(n, dtype=torch.int64) for n in seq_lens], layout=torch.jagged)
+    data = TensorDict({"input_ids": ids}, batch_size=[len(seq_lens)])
+    _, partitions = rearrange_micro_batches(data, max_token_len=max_token_len, min_num_micro_batch=min_num_micro_batch)
+    return [(len(p), max(seq_lens[i] for i in p)) for p in partitions]
+
+
+def _rank_shapes(chunks: list[list[int]], **split) -> list[list[tuple[int, int]]]:
+    """Micro-batches of each DP rank's share; verl makes every rank run as many as the one that needs most
+    (``same_micro_num_in_dp``), so the others are split again with that count as their minimum."""
+    shapes = [micro_batch_shapes(c, **split) for c in chunks]
+    most = max((len(s) for s in shapes), default=0)
+    if split.get("max_token_len") is not None and any(len(s) != most for s in shapes):
+        shapes = [micro_batch_shapes(c, **split, min_num_micro_batch=most) for c in chunks]
+    return shapes
+
+
+def batch_cost(keys: list[str], tags: list[dict], roles: dict[str, str], *, dp_size: int, remove_padding: bool,
+               mini_batch_size: int, epochs: int, shuffle: bool, log_prob: dict, update: dict) -> dict[str, float]:
+    """What old-log-prob and the update process for this batch (its keys and tags in verl's order, padding
+    dummies included), as ``svs/batch/*`` metrics:
+
+    * ``samples``, ``seq_tokens`` (prompt + response, real samples only; ``seq_tokens/<role>`` per role, roles by
+      group uid, ``oqa`` for groups the sampler did not name), ``dummy_samples``, ``dummy_tokens``;
+    * ``padded_tokens/old_log_prob`` and ``padded_tokens/update``: the tokens the forward passes cost (without
+      remove-padding the sum over micro-batches of rows x longest sequence, dummies included; with it, the packed
+      tokens), the update's over all mini-batches and epochs; ``micro_batches/*`` and ``mini_batches`` (optimizer
+      steps). verl hands rank r the r-th contiguous share; the update splits a share into mini-batches in order
+      (with ``actor.shuffle`` the update's figures are left out).
+    """
+    lens = [int(t["seq_len"]) for t in tags]
+    dummy = [bool(t.get("is_padding", False)) for t in tags]
+    m: dict[str, float] = {"svs/batch/samples": float(dummy.count(False)),
+                           "svs/batch/seq_tokens": float(sum(n for n, d in zip(lens, dummy) if not d)),
+                           "svs/batch/dummy_samples": float(dummy.count(True)),
+                           "svs/batch/dummy_tokens": float(sum(n for n, d in zip(lens, dummy) if d))}
+    by_role: dict[str, int] = defaultdict(int)
+    for key, n, d in zip(keys, lens, dummy):
+        if not d:
+            by_role[roles.get(key.split("_")[0], "oqa")] += n
+    m.update({f"svs/batch/seq_tokens/{r}": float(v) for r, v in sorted(by_role.items())})
+
+    share = len(lens) // dp_size
+    chunks = [lens[r * share:(r + 1) * share] for r in range(dp_size)]
+
+    def cost(shapes: list[list[tuple[int, int]]], packed: list[list[int]]) -> tuple[float, float]:
+        count = float(sum(len(s) for s in shapes))
+        if remove_padding:
+            return float(sum(sum(c) for c in packed)), count
+        return float(sum(rows * longest for s in shapes for rows, longest in s)), count
+
+    m["svs/batch/padded_tokens/old_log_prob"], m["svs/batch/micro_batches/old_log_prob"] = cost(
+        _rank_shapes(chunks, **log_prob), chunks)
+    per_rank = mini_batch_size // dp_size
+    steps = len(lens) // mini_batch_size if per_rank else 0
+    m["svs/batch/mini_batches"] = float(steps * epochs)
+    if not shuffle and per_rank:
+        padded = micro = 0.0
+        for i in range(steps):
+            minis = [c[i * per_rank:(i + 1) * per_rank] for c in chunks]
+            p, n = cost(_rank_shapes(minis, **update), minis)
+            padded, micro = padded + p, micro + n
+        m["svs/batch/padded_tokens/update"] = padded * epochs
+        m["svs/batch/micro_batches/update"] = micro * epochs
+    return m
 
 
 def role_entropy(batch: KVBatchMeta, roles: dict[str, str]) -> dict[str, float]:

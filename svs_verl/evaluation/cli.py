@@ -3,6 +3,7 @@
     svs-verl eval --model MODEL --data FILE.parquet [FILE ...] --n 32 --k 1,8,32 --out DIR
     svs-verl plot passk --runs DIR [DIR ...] [--labels A B ...] --out passk.png
     svs-verl plot training --metrics metrics.jsonl --out training.png
+    svs-verl plot compare --metrics svs.jsonl dapo.jsonl --labels SvS DAPO --title "MODEL, DATA, 40 steps, seed 0" --out figs/
 
 See ``svs_verl.evaluation.run`` (eval outputs, resuming) and ``svs_verl.evaluation.plot`` (inputs read).
 Heavy imports (torch, transformers, vllm, matplotlib) happen inside the handlers.
@@ -57,8 +58,22 @@ def cmd_plot_training(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_plot_compare(args: argparse.Namespace) -> int:
+    from .plot import plot_compare, summary_table
+
+    written, summary = plot_compare(args.metrics, args.out, args.labels, args.title, args.smooth)
+    for warning in summary["warnings"]:
+        print(f"warning: {warning}", file=sys.stderr)
+    for name, why in summary["not_written"].items():
+        print(f"{name}: not written ({why} in any metrics file)", file=sys.stderr)
+    for path in written:
+        print(path)
+    print(summary_table(summary))
+    return 0
+
+
 def add_parsers(subparsers) -> None:
-    """Add ``eval`` and ``plot`` (with ``plot passk`` / ``plot training``) to an argparse subparsers object."""
+    """Add ``eval`` and ``plot`` (with ``plot passk`` / ``plot training`` / ``plot compare``) to an argparse subparsers object."""
     s = subparsers.add_parser(
         "eval", help="sample a model n times per problem, verify, write pass@k / mean@n / entropy per benchmark",
         description="Evaluate a model on verl-format benchmarks (a benchmark = one data_source of one file). "
@@ -103,7 +118,7 @@ def add_parsers(subparsers) -> None:
     s.add_argument("--trust-remote-code", action="store_true", help="allow model code from the checkpoint")
     s.set_defaults(func=cmd_eval)
 
-    p = subparsers.add_parser("plot", help="pass@k curves of eval runs, or training curves from verl metrics")
+    p = subparsers.add_parser("plot", help="pass@k curves of eval runs, training curves from verl metrics, or runs compared")
     psub = p.add_subparsers(dest="plot_command", required=True, metavar="PLOT")
     s = psub.add_parser("passk", help="pass@k against k (log2) for one or more eval output directories",
                         description="Overlay pass@k curves (k = 1, 2, 4, ... n) of eval runs, per benchmark.")
@@ -119,6 +134,26 @@ def add_parsers(subparsers) -> None:
                    help="verl file-logger JSONL (trainer.logger=[console,file]; VERL_FILE_LOGGER_PATH) or a console log")
     s.add_argument("--out", required=True, type=Path, help="image file to write; its suffix names the format (.png, .pdf, .svg, ...)")
     s.set_defaults(func=cmd_plot_training)
+    s = psub.add_parser(
+        "compare", help="two (or more) runs' training curves on shared figures, held-out pass@k, a summary table",
+        description="Compare runs from their verl metric files (file-logger JSONL or console logs), e.g. SvS and "
+                    "its DAPO twin. Writes into --out: entropy.png (token entropy per role), accuracy.png "
+                    "(accuracy / reward per role), passk.png (held-out pass@k against k: base = the first "
+                    "validated step of the first run, each run at its last validated step), synthesis.png "
+                    "(synthesis acceptance and reward, runs with SvS only), val.png (held-out mean accuracy) "
+                    "and summary.json (the figures' numbers, printed as a table). A figure without data is "
+                    "left out (said on stderr).")
+    s.add_argument("--metrics", required=True, nargs="+", type=Path,
+                   help="one metrics file per run: verl file-logger JSONL (trainer.logger=[console,file]) or a console log")
+    s.add_argument("--labels", nargs="+", default=None, help="legend labels, one per run (default: file names)")
+    s.add_argument("--title", default=None,
+                   help="title of every figure; say model, data, steps and seed, e.g. 'SmolLM2-135M, embedded "
+                        "arithmetic, 40 steps, seed 0' (default: the file names and the last step)")
+    s.add_argument("--smooth", type=_positive_int, default=1,
+                   help="moving average over this many steps for the training curves, raw points drawn faint "
+                        "(default 1 = none); summary.json holds the raw values")
+    s.add_argument("--out", required=True, type=Path, help="directory to write the PNGs and summary.json into")
+    s.set_defaults(func=cmd_plot_compare)
 
 
 def build_parser() -> argparse.ArgumentParser:

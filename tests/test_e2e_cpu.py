@@ -408,3 +408,21 @@ def test_bad_svs_config_fails_before_any_worker_starts(embedded, tmp_path, overr
     for started in ("WorkerDict", "vLLMHttpServer", "AgentLoopWorker"):
         assert started not in log, f"{started} started before the config was checked"
 
+
+
+@pytest.mark.timeout(300)
+def test_plot_compare_draws_the_comparison(comparison, tmp_path):
+    import subprocess
+    import sys
+
+    out = comparison["out"]
+    proc = subprocess.run([sys.executable, "-m", "svs_verl.cli", "plot", "compare", "--metrics",
+                           str(out / "svs" / "metrics.jsonl"), str(out / "dapo" / "metrics.jsonl"),
+                           "--labels", "SvS", "DAPO", "--out", str(tmp_path / "figs"),
+                           "--title", "SmolLM2-135M, embedded arithmetic, 2 steps, seed 0"],
+                          capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    for name in ("entropy", "accuracy", "passk", "synthesis"):
+        assert (tmp_path / "figs" / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
+    summary = json.loads((tmp_path / "figs" / "summary.json").read_text())
+    assert "SvS" in json.dumps(summary) and "DAPO" in json.dumps(summary)

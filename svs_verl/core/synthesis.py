@@ -1,8 +1,10 @@
 """Variational problem synthesis: the prompt (VPS input) and the parser of what the policy writes back.
 
 Paper §3.2 / the reference implementation (MasterVito/SvS): the policy is shown one of its own *correct*
-responses to an underperforming problem, in a tagged block, and asked for the original problem that would
-most plausibly have elicited that response; the original problem text is not shown. The reference reads
+responses to an underperforming problem, in a tagged block, and asked for a *variational* problem: a new
+problem with the same reference answer, which that response would most plausibly answer (the reference's
+own wording asks to recover the original; the `paper` template asks for a variant, in our words); the
+original problem text is not shown. The reference reads
 the problem from the first ```` ```text ```` fenced block after the reasoning (an unclosed final fence runs
 to the end of the output), else from the first plain ```` ``` ```` fence, else from a
 ``**Reconstructed Question:**`` line (up to the next blank line).

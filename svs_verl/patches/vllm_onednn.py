@@ -24,7 +24,7 @@ def apply() -> None:
     found = installed(dist)
     if found is None or found.split("+")[0] != wanted:
         raise RuntimeError(f"svs-verl patch {NAME} was written for {dist}=={wanted}, found {dist}=={found}: "
-                           f"install the pinned versions (README, 'Training on a CPU')")
+                           f"install the pinned versions (docs/cpu_backend.md)")
     import vllm._custom_ops as ops
 
     ops._supports_onednn = False

@@ -5,7 +5,7 @@ platforms only. This one is registered by svs-verl's plugin entry point (``regis
 call verl's ``get_platform()``, and is used only when ``VERL_PLATFORM=cpu`` is set (auto-detection never
 picks it: ``is_platform_available`` is False, so GPU machines are untouched).
 
-What each choice removes (measured with verl's own ``main_ppo``; see README, "Training on a CPU"):
+What each choice removes (measured with verl's own ``main_ppo``; see docs/cpu_backend.md):
 
 * ``ray_resource_name() == "GPU"``: verl's resource pools ask Ray for GPUs; a CPU run declares *logical* GPUs
   (``ray_kwargs.ray_init.num_gpus``), one per FSDP rank / vLLM replica, so verl's placement code runs as is;

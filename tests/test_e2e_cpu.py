@@ -1,17 +1,15 @@
 """SvS trains for real on the CPU: verl 0.9.1's own ``main_ppo`` (V1 trainer, FSDP2 on gloo, vLLM's CPU build,
 weight sync every step) on the embedded SmolLM2-135M and data, through svs-verl's CPU platform.
 
-    bash tests/run.sh tests/test_e2e_cpu.py          # ~25 min on 2 cores
+    bash tests/run.sh tests/test_e2e_cpu.py          # ~20 min on 2 cores
 
 Runs (each a separate main_ppo process, figures printed at the end of the test output):
 * ``quickstart +backend=cpu +size=cpu`` (svs_dapo semantics) on two logical GPUs (2 FSDP ranks, 2 vLLM
   replicas, 2 agent-loop and reward workers, 2 TQ units), 3 steps, checkpoint at step 2 and 3;
-* the comparison harness (benchmarks/svs_vs_dapo.py), 2 steps per arm on two logical GPUs with the paper's
-  algorithmic defaults (``paper`` template, guards off, no seed caps, 8 x 8): the SvS arm, then its
-  ``svs.enable=false`` twin, validated (pass@1..16) before training and after step 2. The SvS arm's vLLM
-  engine is killed in step 2: the attempt must end in one line, and the harness resumes the arm from its
-  step-1 checkpoint (``resume_mode=auto``) with the SvS totals carried over;
-* ``--config-name dapo +embedded=quickstart`` (verl's own sampler), 2 steps;
+* the paper's algorithmic defaults (``paper`` template, guards off, no seed caps, 8 x 8), 2 steps;
+* its ``svs.enable=false`` twin and ``--config-name dapo +embedded=quickstart``, 2 steps each, same seed (the
+  twin's vLLM engine is then killed in step 3: the run must end in one line, resumable);
+* a resume from the step-2 checkpoint with ``resume_mode=auto`` that continues at step 3;
 * bad ``svs.*`` values, which must stop before any worker starts, naming the key.
 
 Skipped (reason printed) only where the machine cannot run them: no Linux /proc, no vLLM CPU build installed
@@ -27,8 +25,6 @@ from pathlib import Path
 import pytest
 
 import e2e_cpu
-
-ROOT = Path(__file__).resolve().parents[1]
 
 FIGURES = e2e_cpu.FIGURES   # printed at the end of the test run (conftest.py)
 
@@ -101,132 +97,48 @@ def _engine_core(root: int) -> int | None:
     return None
 
 
-def _kill_engine_after_step_1(out: Path, stop, killed: dict) -> None:
-    """``kill -9`` of one vLLM EngineCore of the comparison's SvS arm once its step 1 is logged and
-    checkpointed (step 2 then generates with a dead replica)."""
+@pytest.fixture(scope="module")
+def twin_run(embedded, tmp_path_factory):
+    """The svs.enable=false twin, 2 steps; then, while step 3 generates, ``kill -9`` of vLLM's EngineCore: the
+    run must end in one line naming the dead replica, resumable (before svs-verl's liveness check it logged
+    EngineDeadError and waited for ever in verl's poll loop)."""
     import os
     import signal
     import time
 
-    metrics = out / "svs" / "attempt1" / "metrics.jsonl"
-    marker = out / "svs" / "ckpt" / "latest_checkpointed_iteration.txt"
-    while not stop.wait(1):
-        try:
-            logged = metrics.is_file() and "timing_s/step" in metrics.read_text()
-            checkpointed = marker.is_file() and marker.read_text().strip() == "1"
-        except OSError:
-            continue
-        if logged and checkpointed:
-            pid = _engine_core(os.getpid())
-            if pid is not None:
-                os.kill(pid, signal.SIGKILL)
-                killed.update(pid=pid, at=time.time())
-                return
-
-
-@pytest.fixture(scope="module")
-def comparison(embedded, tmp_path_factory):
-    """The SvS-against-DAPO comparison harness (benchmarks/svs_vs_dapo.py), 2 steps per arm on two logical GPUs
-    with the paper's algorithmic defaults (PAPER_DEFAULTS), validation (n=16) before training and after step 2.
-    In the SvS arm's step 2 one vLLM EngineCore is killed (kill -9): that attempt must end in one line naming
-    the dead replica (before svs-verl's liveness check it logged EngineDeadError and waited for ever in verl's
-    poll loop), and the harness must resume the arm from its step-1 checkpoint (trainer.resume_mode=auto)."""
-    import importlib.util
-    import threading
-    import time
-
-    model, _ = embedded
-    out = tmp_path_factory.mktemp("compare")
-    spec = importlib.util.spec_from_file_location("svs_vs_dapo", ROOT / "benchmarks" / "svs_vs_dapo.py")
-    harness = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(harness)
+    model, data = embedded
     killed: dict = {}
-    stop = threading.Event()
-    watcher = threading.Thread(target=_kill_engine_after_step_1, args=(out, stop, killed), daemon=True)
-    watcher.start()
-    t0 = time.time()
-    try:
-        rc = harness.main(["--out", str(out), "--cache", str(model.parent), "--steps", "2", "--val-every", "2",
-                           "--save-every", "1", "--val-n", "16", "--val-problems", "4", "--lr", "1e-6",
-                           "--", *TWO_GPUS, *PAPER_DEFAULTS])
-    finally:
-        stop.set()
-        watcher.join(timeout=5)
-    report = json.loads((out / "comparison.json").read_text())
-    soak = {arm: json.loads((out / arm / "soak.json").read_text()) for arm in ("svs", "dapo")}
-    steps = {arm: _train_steps({"steps": harness.merged_metrics(out / arm)}) for arm in ("svs", "dapo")}
-    vals = {arm: harness.merged_metrics(out / arm) for arm in ("svs", "dapo")}
-    lines = [f"comparison harness, 2 steps per arm, 2 logical GPUs, paper defaults: rc {rc}, "
-             f"wall {time.time() - t0:.0f} s"]
-    for arm in ("svs", "dapo"):
-        lines.append(f"  {arm}: attempts " + "; ".join(
-            f"{a['attempt']} from step {a['from_step']} rc {a['rc']} wall {a['wall_s']:.0f} s"
-            for a in soak[arm]["attempts"]))
-        lines.extend("  " + line for line in report["arms"][arm]["invariants"])
-    if killed:
-        attempt1 = next(a for a in soak["svs"]["attempts"] if a["attempt"] == 1)
-        lines.append(f"  kill -9 of EngineCore (pid {killed['pid']}) in the SvS arm's step 2: attempt 1 ended with rc "
-                     f"{attempt1['rc']}, then the arm resumed from its step-1 checkpoint")
-    FIGURES.append("\n".join(lines))
-    return {"rc": rc, "out": out, "report": report, "soak": soak, "steps": steps, "metrics": vals,
-            "killed": killed}
+
+    def kill_engine_in_step_3(proc, metrics_file):
+        if killed or not metrics_file.exists():
+            return
+        if sum(1 for line in metrics_file.read_text().splitlines() if "timing_s/step" in line) < 2:
+            return
+        pid = _engine_core(proc.pid)
+        if pid is not None:
+            os.kill(pid, signal.SIGKILL)
+            killed.update(pid=pid, at=time.time())
+
+    res = e2e_cpu.run("quickstart", model, data, tmp_path_factory.mktemp("twin"),
+                      ["svs.enable=false", "trainer.total_training_steps=3", "trainer.test_freq=-1"],
+                      on_poll=kill_engine_in_step_3)
+    res["killed"] = killed
+    res["ended_after_kill_s"] = time.time() - killed["at"] if killed else None
+    FIGURES.append(e2e_cpu.figures(res) + (
+        f"\n  kill -9 of EngineCore (pid {killed['pid']}) in step 3: the run ended {res['ended_after_kill_s']:.0f} s "
+        f"later, rc {res['rc']}" if killed else "\n  the engine was never killed"))
+    assert killed, e2e_cpu.log_tail(res)
+    return res
 
 
-@pytest.mark.timeout(60)
-def test_a_killed_engine_ends_the_attempt_in_one_line_and_the_harness_resumes_the_arm(comparison):
-    assert comparison["killed"], "the engine was never killed"
-    attempts = comparison["soak"]["svs"]["attempts"]
-    assert [(a["attempt"], a["from_step"]) for a in attempts] == [(1, 0), (2, 1)], attempts
-    assert attempts[0]["rc"] != 0 and not attempts[0]["timed_out"] and attempts[1]["rc"] == 0
-    log = Path(comparison["out"], "svs", "attempt1", "train.log").read_text(encoding="utf-8", errors="replace")
-    lines = [line for line in log.splitlines() if "rollout replica" in line and "is dead" in line]
+@pytest.mark.timeout(1200)
+def test_a_killed_engine_ends_the_run_in_one_line(twin_run):
+    log = Path(twin_run["out"], "train.log").read_text(encoding="utf-8", errors="replace")
+    lines = [line for line in log.splitlines() if "rollout replica 0 at" in line]
     FIGURES.append("  " + (lines[-1].strip()[-300:] if lines else "no liveness line"))
-    assert lines and "trainer.resume_mode=auto" in lines[-1], log[-3000:]
-    # the arm ended well within the liveness check's reach (10 s probes), not after a run timeout
-    assert attempts[0]["wall_s"] < 900
-
-
-@pytest.mark.timeout(60)
-def test_the_resumed_arm_continues_at_step_2_with_totals_carried_over(comparison):
-    first = _train_steps({"steps": _attempt_metrics(comparison, "svs", 1)})
-    second = _train_steps({"steps": _attempt_metrics(comparison, "svs", 2)})
-    assert sorted(first) == [1] and sorted(second) == [2]        # nothing redone, nothing skipped
-    s1, s2 = first[1], second[2]
-    assert s2["svs/total/seeds"] == s1["svs/total/seeds"] + s2.get("svs/seeds", 0)
-    assert s2["svs/total/accepted"] == s1["svs/total/accepted"] + s2.get("svs/accepted", 0)
-
-
-def _attempt_metrics(comparison: dict, arm: str, attempt: int) -> dict[int, dict]:
-    from svs_verl.evaluation.plot import read_metrics
-
-    return read_metrics(Path(comparison["out"], arm, f"attempt{attempt}", "metrics.jsonl"))
-
-
-@pytest.mark.timeout(60)
-def test_the_comparison_validates_both_arms_at_step_0_and_2_up_to_pass_at_16(comparison):
-    assert comparison["rc"] == 0
-    for arm in ("svs", "dapo"):
-        metrics = comparison["metrics"][arm]
-        for step in (0, 2):
-            ks = sorted(int(k.rsplit("@", 1)[1]) for k in metrics[step] if "/acc/pass@" in k)
-            assert ks == [1, 2, 4, 8, 16], (arm, step, sorted(metrics[step]))
-        assert "val-core" not in " ".join(metrics[1])             # --val-every 2: no validation at step 1
-    # the same base model, data and seed at step 0 in both arms
-    svs0, dapo0 = comparison["metrics"]["svs"][0], comparison["metrics"]["dapo"][0]
-    assert {k for k in svs0 if "/acc/pass@" in k} == {k for k in dapo0 if "/acc/pass@" in k}
-
-
-@pytest.mark.timeout(60)
-def test_the_comparison_writes_its_soak_invariants(comparison):
-    report = comparison["report"]
-    for arm in ("svs", "dapo"):
-        text = "\n".join(report["arms"][arm]["invariants"])
-        assert "svs/step_end/inflight: 0 at every step end" in text, text
-        assert "svs/tq/keys: 0 at every step end" in text, text
-        assert "checkpoint size: step 1" in text and "step 2" in text, text
-        assert Path(report["arms"][arm]["metrics"]).is_file()
-        pss = comparison["soak"][arm]["pss_peak"]
-        assert {"1", "2"} <= set(pss) and all(v > 2**30 for v in pss.values()), pss
+    assert not twin_run["timed_out"] and twin_run["rc"] != 0
+    assert lines and "trainer.resume_mode=auto" in lines[-1], e2e_cpu.log_tail(twin_run)
+    assert twin_run["ended_after_kill_s"] < 300
 
 
 def _train_steps(res: dict) -> dict[int, dict]:
@@ -275,18 +187,27 @@ PAPER_DEFAULTS = ["svs.template=paper", "svs.guards.enable=false", "svs.max_seed
                   "data.max_prompt_length=512", "data.train_batch_size=2"]
 
 
-@pytest.mark.timeout(1800)
-def test_the_papers_defaults_run_end_to_end_with_consistent_counts(comparison):
-    """What is guaranteed, step by step (the comparison's SvS arm: the paper's algorithmic defaults): seeds ->
-    8 syntheses each -> parsed or rejected -> one solve group of 8 per accepted problem -> rewards -> groups;
-    the rest (how many parse, how many train) is printed."""
-    steps = comparison["steps"]["svs"]
-    FIGURES.append("\n".join(f"  svs arm step {step}: " + ", ".join(
-        f"{k.removeprefix('svs/')} {m.get(k, 0):.0f}" for k in (
+@pytest.fixture(scope="module")
+def paper_run(embedded, tmp_path_factory):
+    model, data = embedded
+    res = e2e_cpu.run("quickstart", model, data, tmp_path_factory.mktemp("paper"),
+                      [*PAPER_DEFAULTS, "trainer.total_training_steps=2", "trainer.test_freq=-1"], timeout_s=1500)
+    lines = [e2e_cpu.figures(res)]
+    for step, m in sorted(_train_steps(res).items()):
+        lines.append(f"  step {step}: " + ", ".join(f"{k.removeprefix('svs/')} {m.get(k, 0):.0f}" for k in (
             "svs/underperforming", "svs/seeds", "svs/syntheses", "svs/accepted", "svs/update/vps_groups",
             "svs/update/spa_groups", "svs/samples/spa", "svs/step_end/inflight")) + "; rejects " + ", ".join(
-        f"{k.removeprefix('svs/reject/')} {v:.0f}" for k, v in sorted(m.items()) if k.startswith("svs/reject/"))
-        for step, m in sorted(steps.items())))
+            f"{k.removeprefix('svs/reject/')} {v:.0f}" for k, v in sorted(m.items()) if k.startswith("svs/reject/")))
+    FIGURES.append("\n".join(lines))
+    assert res["rc"] == 0, e2e_cpu.log_tail(res)
+    return res
+
+
+@pytest.mark.timeout(1800)
+def test_the_papers_defaults_run_end_to_end_with_consistent_counts(paper_run):
+    """What is guaranteed, step by step: seeds -> 8 syntheses each -> parsed or rejected -> one solve group of
+    8 per accepted problem -> rewards -> groups; the rest (how many parse, how many train) is printed."""
+    steps = _train_steps(paper_run)
     assert sorted(steps) == [1, 2]
     assert_step_boundary(steps)
     for step, m in steps.items():
@@ -342,9 +263,30 @@ def test_per_role_entropy_and_validation_pass_at_k(svs_run):
         assert val[f"{source}/acc/pass@1"] <= val[f"{source}/acc/pass@4"]
 
 
-@pytest.mark.timeout(60)
-def test_dapo_twin_has_no_svs_groups(comparison):
-    steps = comparison["steps"]["dapo"]
+@pytest.mark.timeout(1200)
+def test_resume_continues_at_step_3_with_totals_carried_over(svs_run, embedded, tmp_path):
+    model, data = embedded
+    ckpt = Path(svs_run["out"], "ckpt")
+    saved = json.loads((ckpt / "global_step_2" / "svs_state.json").read_text())
+    # a run stopped after step 2's checkpoint: only that checkpoint is there
+    out = tmp_path / "resumed"
+    (out / "ckpt").mkdir(parents=True)
+    (out / "ckpt" / "global_step_2").symlink_to(ckpt / "global_step_2", target_is_directory=True)
+    (out / "ckpt" / "latest_checkpointed_iteration.txt").write_text("2")
+    res = e2e_cpu.run("quickstart", model, data, out, [*TWO_GPUS, "trainer.resume_mode=auto",
+                                                       "trainer.total_training_steps=3", "trainer.test_freq=-1"])
+    FIGURES.append(e2e_cpu.figures(res))
+    assert res["rc"] == 0, e2e_cpu.log_tail(res)
+    steps = _train_steps(res)
+    assert sorted(steps) == [3]                                    # continued at step 3, nothing redone
+    m = steps[3]
+    assert m["svs/total/seeds"] == saved["totals"].get("seeds", 0) + m.get("svs/seeds", 0)
+    assert m["svs/total/accepted"] == saved["totals"].get("accepted", 0) + m.get("svs/accepted", 0)
+
+
+@pytest.mark.timeout(1200)
+def test_dapo_twin_has_no_svs_groups(twin_run):
+    steps = _train_steps(twin_run)
     assert sorted(steps) == [1, 2]
     for m in steps.values():
         assert not any(k.startswith("svs/update/") for k in m)
@@ -352,7 +294,7 @@ def test_dapo_twin_has_no_svs_groups(comparison):
 
 
 @pytest.mark.timeout(1200)
-def test_the_dapo_config_trains_with_verls_own_sampler(embedded, tmp_path):
+def test_dapo_config_matches_the_twin(embedded, twin_run, tmp_path):
     model, data = embedded
     res = e2e_cpu.run("dapo", model, data, tmp_path / "dapo", ["trainer.total_training_steps=2", "trainer.test_freq=-1"])
     FIGURES.append(e2e_cpu.figures(res))
@@ -361,7 +303,10 @@ def test_the_dapo_config_trains_with_verls_own_sampler(embedded, tmp_path):
     assert sorted(steps) == [1, 2]
     for m in steps.values():
         assert not any(k.startswith("svs/") for k in m)            # verl's own trainer and sampler
-        assert m["critic/score/mean"] >= 0 and m["response_length/mean"] > 0
+        assert m["critic/score/mean"] >= 0
+    # same seed, data and sizes: the first step samples the same original problems
+    twin = _train_steps(twin_run)
+    assert steps[1]["response_length/mean"] > 0 and twin[1]["response_length/mean"] > 0
 
 
 def _job(config: str, overrides: list[str]) -> dict:
@@ -408,21 +353,3 @@ def test_bad_svs_config_fails_before_any_worker_starts(embedded, tmp_path, overr
     for started in ("WorkerDict", "vLLMHttpServer", "AgentLoopWorker"):
         assert started not in log, f"{started} started before the config was checked"
 
-
-
-@pytest.mark.timeout(300)
-def test_plot_compare_draws_the_comparison(comparison, tmp_path):
-    import subprocess
-    import sys
-
-    out = comparison["out"]
-    proc = subprocess.run([sys.executable, "-m", "svs_verl.cli", "plot", "compare", "--metrics",
-                           str(out / "svs" / "metrics.jsonl"), str(out / "dapo" / "metrics.jsonl"),
-                           "--labels", "SvS", "DAPO", "--out", str(tmp_path / "figs"),
-                           "--title", "SmolLM2-135M, embedded arithmetic, 2 steps, seed 0"],
-                          capture_output=True, text=True, timeout=240)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    for name in ("entropy", "accuracy", "passk", "synthesis"):
-        assert (tmp_path / "figs" / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
-    summary = json.loads((tmp_path / "figs" / "summary.json").read_text())
-    assert "SvS" in json.dumps(summary) and "DAPO" in json.dumps(summary)

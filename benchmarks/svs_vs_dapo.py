@@ -81,10 +81,12 @@ class Soak:
         self.data = json.loads(path.read_text()) if path.is_file() else {"pss_peak": {}, "ckpt_bytes": {}}
         self._last_pss = 0.0
         self._ckpt_seen = latest_checkpoint(ckpt)
+        self._resumed_from = self._ckpt_seen      # the step the current attempt started after (see start)
 
     def on_poll(self, proc, metrics_file: Path) -> None:
         from svs_verl.procmem import tree_pss_bytes
 
+        changed = False
         now = time.time()
         if now - self._last_pss >= PSS_EVERY_S:
             self._last_pss = now
@@ -92,14 +94,17 @@ class Soak:
             step = str((max(done) if done else self._resumed_from) + 1)    # the step now running
             total, _ = tree_pss_bytes(proc.pid)
             peaks = self.data["pss_peak"]
-            peaks[step] = max(peaks.get(step, 0), total)
+            if total > peaks.get(step, 0):
+                peaks[step], changed = total, True
         latest = latest_checkpoint(self.ckpt)
         if latest != self._ckpt_seen:
             self._ckpt_seen = latest
             folder = self.ckpt / f"global_step_{latest}"
             if folder.is_dir():
                 self.data["ckpt_bytes"][str(latest)] = dir_bytes(folder)
-        self.save()
+                changed = True
+        if changed:                               # on_poll runs every second: write only what is new
+            self.save()
 
     def start(self, resumed_from: int) -> None:
         self._resumed_from = resumed_from
@@ -119,12 +124,17 @@ def _metrics(path: Path) -> dict[int, dict]:
         return {k: v for k, v in collect_metrics(fh).items() if "timing_s/step" in v}
 
 
+def _attempt_number(folder: Path) -> int:
+    """K of an ``attempt<K>`` folder."""
+    return int(folder.name.removeprefix("attempt"))
+
+
 def merged_metrics(arm_dir: Path) -> dict[int, dict]:
     """Every attempt's steps, a later attempt replacing an earlier one's step."""
     from svs_verl.evaluation.plot import collect_metrics
 
     steps: dict[int, dict] = {}
-    for attempt in sorted(arm_dir.glob("attempt*/metrics.jsonl"), key=lambda p: int(p.parent.name[7:])):
+    for attempt in sorted(arm_dir.glob("attempt*/metrics.jsonl"), key=lambda p: _attempt_number(p.parent)):
         with open(attempt, encoding="utf-8", errors="replace") as fh:
             for step, vals in collect_metrics(fh).items():
                 # a step trained again (after a crash before its checkpoint) replaces the earlier one whole
@@ -151,8 +161,7 @@ def run_arm(args, arm: str, model: Path, data: Path) -> dict:
         done = latest_checkpoint(ckpt)
         if done >= args.steps:
             break
-        previous = sorted(arm_dir.glob("attempt*"), key=lambda p: int(p.name[7:]))
-        number = int(previous[-1].name[7:]) + 1 if previous else 1
+        number = max((_attempt_number(p) for p in arm_dir.glob("attempt*")), default=0) + 1
         print(f"[{arm}] attempt {number}: {'resuming after step ' + str(done) if done else 'from step 0'} "
               f"to step {args.steps}", flush=True)
         soak.start(done)
